@@ -221,8 +221,8 @@ class ValidationAdaptiveWeights(_PerClassAccuracyCallback):
     loss : ValidationAdaptiveFocalLoss
         The loss the model was compiled with.
     validation_data : tuple or iterable
-        ``(x, y)`` arrays, or an iterable of ``(x, y)`` batches (for example
-        a ``tf.data.Dataset`` or a ``keras.utils.PyDataset``) that can be
+        A tuple ``(x, y)`` of arrays, or an iterable of ``(x, y)`` batches (a list, a
+        ``tf.data.Dataset`` or a ``keras.utils.PyDataset``) that can be
         iterated once per epoch. ``y`` is integer or one-hot.
     warmup_epochs : int
         Epochs with fixed weights (default 10, as in the paper).
@@ -298,7 +298,8 @@ def _labels(y_true, num_classes):
 
 
 def _check_data(data, role):
-    if isinstance(data, (tuple, list)):
+    # A tuple is (x, y[, sample_weight]), as in Keras; any other iterable yields batches.
+    if isinstance(data, tuple):
         if len(data) not in (2, 3):
             raise ValueError(
                 f"`{role}` must be (x, y) or (x, y, sample_weight), received {len(data)} items."
