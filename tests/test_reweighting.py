@@ -102,7 +102,7 @@ def test_callback_rejects_bad_arguments():
         valf.ValidationAdaptiveWeights(loss, data, rate=0)
     with pytest.raises(ValueError, match="`warmup_epochs`"):
         valf.ValidationAdaptiveWeights(loss, data, warmup_epochs=-1)
-    with pytest.raises(ValueError, match="4 inputs but 3 labels"):
+    with pytest.raises(ValueError, match=r"\[4\] inputs but 3 labels"):
         valf.ValidationAdaptiveWeights(loss, (np.zeros((4, 2)), np.zeros(3)))
     with pytest.raises(ValueError, match="`class_names`"):
         valf.ValidationAdaptiveWeights(loss, data, class_names=["a", "b"])

@@ -93,6 +93,14 @@ def update_class_weights(weights, per_class_accuracy, rate=0.01):
     numpy.ndarray
         New weights (float64), mean 1.
 
+    Notes
+    -----
+    The paper writes :math:`r = 1/100` without saying whether :math:`a_c` is
+    a fraction or a percentage. This project reads it as a fraction, so one
+    update changes a weight by at most 1 % (the paper's "small multiplicative
+    change"); ``rate=1.0`` on fractions is exactly the percentage reading.
+    A rate so large that a factor would reach 0 raises instead of clipping.
+
     Examples
     --------
     >>> update_class_weights([1.0, 1.0, 1.0], [0.9, 0.6, 0.9], rate=0.01).round(6)
@@ -191,15 +199,23 @@ class _PerClassAccuracyCallback(keras.callbacks.Callback):
 
     # Helpers --------------------------------------------------------------
     def _predict(self):
-        if isinstance(self.data, tuple):
-            x, y = self.data[0], self.data[1]
-            return np.asarray(y), self.model.predict(x, batch_size=self.batch_size, verbose=0)
+        # predict_on_batch reuses one compiled predict function; model.predict
+        # would build a new data adapter and iterator every epoch (~0.1 s).
         labels, scores = [], []
-        for batch in self.data:
-            labels.append(np.asarray(keras.ops.convert_to_numpy(batch[1])))
-            scores.append(np.asarray(keras.ops.convert_to_numpy(
-                self.model.predict_on_batch(batch[0]))))
+        for x, y in self._batches():
+            labels.append(np.asarray(keras.ops.convert_to_numpy(y)))
+            scores.append(np.asarray(keras.ops.convert_to_numpy(self.model.predict_on_batch(x))))
         return np.concatenate(labels), np.concatenate(scores)
+
+    def _batches(self):
+        if isinstance(self.data, tuple):
+            x, y = self.data
+            for start in range(0, len(y), self.batch_size):
+                stop = start + self.batch_size
+                yield keras.tree.map_structure(lambda a: a[start:stop], x), y[start:stop]
+        else:
+            for batch in self.data:
+                yield batch[0], batch[1]
 
 
 class ValidationAdaptiveWeights(_PerClassAccuracyCallback):
@@ -305,8 +321,9 @@ def _check_data(data, role):
                 f"`{role}` must be (x, y) or (x, y, sample_weight), received {len(data)} items."
             )
         x, y = data[0], data[1]
-        if len(x) != len(y):
-            raise ValueError(f"`{role}` has {len(x)} inputs but {len(y)} labels.")
+        sizes = {len(a) for a in keras.tree.flatten(x)}
+        if sizes != {len(y)}:
+            raise ValueError(f"`{role}` has {sorted(sizes)} inputs but {len(y)} labels.")
         return (x, y)
     if not hasattr(data, "__iter__"):
         raise ValueError(
