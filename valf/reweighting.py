@@ -230,7 +230,9 @@ class ValidationAdaptiveWeights(_PerClassAccuracyCallback):
     Each epoch adds to ``logs`` (hence to ``History`` and ``CSVLogger``) the
     keys ``val_acc_<class>`` and ``weight_<class>``: the weight *after* this
     epoch's update, i.e. the one the next epoch trains with. The same rows,
-    plus ``epoch`` and ``updated``, are kept in :attr:`history`.
+    plus ``epoch`` and ``updated``, are kept in :attr:`history`. Keras hands
+    one ``logs`` dict to the callbacks in list order, so put this callback
+    before ``CSVLogger`` (and before anything else that should see the keys).
 
     Parameters
     ----------
