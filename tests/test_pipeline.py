@@ -1,0 +1,184 @@
+"""The input pipeline (valf.data.pipeline): decode cache and tf.data batches."""
+
+import os
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from valf.augment import eval_transform, train_transform  # noqa: E402
+from valf.data.pipeline import (  # noqa: E402
+    DecodedImageCache,
+    decode_image,
+    make_dataset,
+    sample_seed,
+)
+
+SCALE = 0.025  # 1200x1600 * 0.025 = 30x40 outputs
+SOURCE_SIZE = (120, 160)
+
+
+@pytest.fixture(scope="module")
+def frame(tmp_path_factory):
+    """12 small smooth-noise JPEGs with labels 0, 1, 2, 0, 1, 2, ..."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        noise = rng.normal(size=(6, 8, 3)).astype(np.float32)
+        smooth = cv2.resize(noise, SOURCE_SIZE[::-1], interpolation=cv2.INTER_CUBIC)
+        image = np.clip(128 + 60 * smooth, 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:02d}.jpg"
+        assert cv2.imwrite(str(path), image)
+        rows.append({"path": str(path), "label": i % 3})
+    return pd.DataFrame(rows)
+
+
+def collect(dataset):
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_decode_image(frame):
+    path = frame.path[0]
+    full = decode_image(path)
+    assert full.shape == SOURCE_SIZE + (3,) and full.dtype == np.uint8
+    bgr = cv2.imread(path)
+    np.testing.assert_array_equal(full, bgr[..., ::-1])
+    assert decode_image(path, (30, 40)).shape == (30, 40, 3)
+    with pytest.raises(FileNotFoundError):
+        decode_image(os.path.join(os.path.dirname(path), "missing.jpg"))
+
+
+def test_eval_batches_shapes_dtypes_labels(frame):
+    dataset = make_dataset(frame, eval_transform(SCALE), batch_size=5)
+    assert dataset.element_spec[0].shape.as_list() == [None, 30, 40, 3]
+    assert int(dataset.cardinality()) == 3
+    batches = list(dataset)
+    assert [int(x.shape[0]) for x, _ in batches] == [5, 5, 2]
+    for images, labels in batches:
+        assert images.dtype.name == "float32" and labels.dtype.name == "int32"
+        assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0
+    images, labels = collect(dataset)
+    np.testing.assert_array_equal(labels, frame.label.to_numpy())
+    # unshuffled eval output is the eval transform of each image, in frame order
+    expected = eval_transform(SCALE)(image=decode_image(frame.path[4]))["image"]
+    np.testing.assert_allclose(images[4], expected, atol=1e-6)
+
+
+def test_train_batches_static_shapes(frame):
+    for fast in (False, True):
+        transform = train_transform(SCALE, fast=fast, input_size=SOURCE_SIZE)
+        dataset = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=1,
+                               drop_remainder=True)
+        assert dataset.element_spec[0].shape.as_list() == [4, 30, 40, 3]
+        assert dataset.element_spec[1].shape.as_list() == [4]
+        images, labels = collect(dataset)
+        assert images.shape == (12, 30, 40, 3)
+        assert sorted(labels.tolist()) == sorted(frame.label.tolist())
+
+
+def test_label_range_checked(frame):
+    with pytest.raises(ValueError, match="labels"):
+        make_dataset(frame, eval_transform(SCALE), num_classes=2)
+
+
+def test_same_seed_same_batches_new_epoch_new_batches(frame):
+    def make(seed):
+        transform = train_transform(SCALE, fast=True)
+        return make_dataset(frame, transform, batch_size=4, shuffle=True, seed=seed)
+
+    dataset = make(7)
+    epoch0, epoch1 = collect(dataset), collect(dataset)
+    again = make(7)
+    for a, b in zip((epoch0, epoch1), (collect(again), collect(again))):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(epoch0[0], epoch1[0])
+    assert not np.array_equal(epoch0[0], collect(make(8))[0])
+
+
+def test_repeat_counts_epochs_like_separate_iterations(frame):
+    transform = train_transform(SCALE, fast=True)
+    separate = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=3)
+    first, second = collect(separate), collect(separate)
+    repeated = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=3, repeat=True)
+    images, labels = collect(repeated.take(6))
+    np.testing.assert_array_equal(labels, np.concatenate([first[1], second[1]]))
+    np.testing.assert_array_equal(images, np.concatenate([first[0], second[0]]))
+
+
+def test_sample_seed_depends_on_all_three():
+    base = sample_seed(0, 0, 0)
+    assert base == sample_seed(0, 0, 0)
+    assert len({base, sample_seed(1, 0, 0), sample_seed(0, 1, 0), sample_seed(0, 0, 1)}) == 4
+
+
+def test_cache_decodes_once_and_second_epoch_reads_it(frame, tmp_path):
+    cache = DecodedImageCache(tmp_path, "stand-in", "20x", SOURCE_SIZE)
+    transform = train_transform(SCALE, input_size=SOURCE_SIZE)
+    dataset = make_dataset(frame, transform, batch_size=4, shuffle=True, cache=cache)
+    collect(dataset)
+    assert cache.decode_count == len(frame) and cache.hit_count == 0
+    entries = sorted((tmp_path / "stand-in-20x-120x160").glob("*.npy"))
+    assert len(entries) == len(frame)
+    mtimes = {p: p.stat().st_mtime_ns for p in entries}
+    collect(dataset)
+    assert cache.decode_count == len(frame) and cache.hit_count == len(frame)
+    assert {p: p.stat().st_mtime_ns for p in entries} == mtimes
+    # a fresh cache object over the same folder decodes nothing either
+    reopened = DecodedImageCache(tmp_path, "stand-in", "20x", SOURCE_SIZE)
+    collect(make_dataset(frame, transform, cache=reopened))
+    assert reopened.decode_count == 0
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_cache_entries_hold_the_resized_pixels(frame, tmp_path):
+    cache = DecodedImageCache(tmp_path, "stand-in", 40, (30, 40))
+    assert cache.directory == tmp_path / "stand-in-40-30x40"
+    pixels = cache.get(frame.path[0])
+    np.testing.assert_array_equal(pixels, decode_image(frame.path[0], (30, 40)))
+    np.testing.assert_array_equal(np.load(cache.entry_path(frame.path[0])), pixels)
+    # other keys do not share entries
+    other = DecodedImageCache(tmp_path, "stand-in", "20x", (30, 40))
+    assert frame.path[0] not in other
+
+
+def test_cached_and_uncached_give_the_same_batches(frame, tmp_path):
+    # with the cache at the source size, augmenting cached pixels is augmenting the file
+    transform = train_transform(SCALE, input_size=SOURCE_SIZE)
+    cache = DecodedImageCache(tmp_path, "stand-in", "all", SOURCE_SIZE)
+    cached = collect(make_dataset(frame, transform, shuffle=True, seed=5, cache=cache))
+    plain = collect(make_dataset(frame, transform, shuffle=True, seed=5))
+    np.testing.assert_array_equal(cached[0], plain[0])
+
+
+def test_cache_write_is_atomic(frame, tmp_path, monkeypatch):
+    cache = DecodedImageCache(tmp_path, "stand-in", "20x", (30, 40))
+
+    def interrupted_save(handle, array):
+        handle.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        cache.get(frame.path[0])
+    assert not list(tmp_path.rglob("*.npy")) and not list(tmp_path.rglob("*.tmp"))
+    monkeypatch.undo()
+    assert cache.get(frame.path[0]).shape == (30, 40, 3)
+    assert len(list(tmp_path.rglob("*.npy"))) == 1 and not list(tmp_path.rglob("*.tmp"))
+
+
+def test_keras_fit_accepts_the_dataset(frame):
+    import keras
+
+    dataset = make_dataset(frame, eval_transform(SCALE), batch_size=4)
+    model = keras.Sequential(
+        [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
+    )
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    history = model.fit(dataset, epochs=2, shuffle=False, verbose=0)
+    assert len(history.history["loss"]) == 2

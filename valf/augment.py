@@ -1,0 +1,308 @@
+"""The study's image augmentation (``METHOD.md`` section 5), in albumentations 2.x.
+
+Training images go through, in this order:
+
+=====  ==========================  =====  ==============================================
+step   transform                   p      parameters (faithful recipe, 1200x1600 input)
+=====  ==========================  =====  ==============================================
+1      HorizontalFlip              0.5
+2      VerticalFlip                0.5
+3      GridDistortion              0.2    library defaults (num_steps=5,
+                                          distort_limit=(-0.3, 0.3), see note 2)
+4      RandomSizedCrop             0.4    min_max_height=(1000, 1200), size=(1200, 1600),
+                                          w2h_ratio=1 (a square crop, stretched back)
+5      RandomGamma                 0.5    gamma_limit=(80, 120)
+6      RandomBrightnessContrast    0.2    brightness_limit=0.2, contrast_limit=0.2
+7      HueSaturationValue          0.2    hue 5, saturation 20, value 10
+8      Resize                      1      (1200 r, 1600 r), r = ``scale`` = 0.25 -> 300x400
+9      ToFloat                     1      max_value=255 -> float32 in [0, 1]
+=====  ==========================  =====  ==============================================
+
+Validation and test images get steps 8 and 9 only (:func:`eval_transform`).
+
+Sizes. The recipe's 1200x1600 is LungHist700's image size. The crop heights are kept as
+fractions of the input height (1000/1200 and 1200/1200) and the crop's output size is the
+input size, so :func:`train_transform` takes an ``input_size`` (default 1200x1600, which gives
+the constants above exactly) and works on smaller stand-in images too. The output size is
+``(round(1200 r), round(1600 r))`` whatever the input size, as the recipe writes it.
+
+The fast variant (``fast=True``) resizes to the output size *first* and runs steps 1-7 there,
+with the crop heights scaled by the same factor (250-300 rows at r = 0.25). Every step of the
+recipe draws its parameters independently of the image size (flip and apply decisions, the
+normalised grid steps, the crop's relative position, the colour shifts), so the distribution of
+augmentations is the recipe's; what changes is only the order of resampling (warp then shrink
+versus shrink then warp), measured by :func:`compare_fast_to_faithful`. At full size GridDistortion
+and HueSaturationValue dominate the cost (``TOOLCHAIN.md``: about 21 ms against 2.4 ms per image).
+
+Notes
+-----
+1. Seeding. ``albumentations.Compose(seed=s)`` (2.0.8) seeds *every* child transform with the
+   same ``s``; each child then draws its apply decision from an identical stream, so the two
+   flips (both p=0.5) are always applied together and GridDistortion, RandomBrightnessContrast
+   and HueSaturationValue (all p=0.2) too. That is not the recipe's distribution. Here
+   :func:`seed_transform` gives each child its own stream, derived from the seed and the
+   child's class name, so draws are independent, and the fast and faithful pipelines seeded
+   alike take the same decisions.
+2. GridDistortion's defaults changed between albumentations 1.x and 2.x: 1.x filled the border
+   by reflection (``border_mode=cv2.BORDER_REFLECT_101``) and did not normalise the grid; 2.x
+   fills with black (``border_mode=cv2.BORDER_CONSTANT``) and normalises (``normalized=True``).
+   The recipe says "library defaults", so this module uses 2.x's; a black rim appears where
+   the warp pulls the image in.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+
+import numpy as np
+
+import albumentations as A
+
+__all__ = [
+    "REFERENCE_SIZE",
+    "output_size",
+    "train_transform",
+    "eval_transform",
+    "seed_transform",
+    "compare_fast_to_faithful",
+]
+
+#: LungHist700's image size (height, width), the size the recipe's constants refer to.
+REFERENCE_SIZE = (1200, 1600)
+
+# The recipe's crop heights, as fractions of the image height.
+_CROP_HEIGHT_FRACTIONS = (1000 / 1200, 1200 / 1200)
+
+
+def output_size(scale=0.25):
+    """Network input size ``(round(1200 * scale), round(1600 * scale))``.
+
+    Examples
+    --------
+    >>> output_size(0.25)
+    (300, 400)
+    >>> output_size(0.125)
+    (150, 200)
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale!r}")
+    height, width = REFERENCE_SIZE
+    return (int(round(height * scale)), int(round(width * scale)))
+
+
+def _recipe_steps(working_size):
+    """Steps 1-7 of the recipe for images of ``working_size`` (height, width)."""
+    height, _ = working_size
+    low, high = (int(round(f * height)) for f in _CROP_HEIGHT_FRACTIONS)
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.GridDistortion(p=0.2),
+        A.RandomSizedCrop(
+            min_max_height=(low, high), size=tuple(working_size), w2h_ratio=1.0, p=0.4
+        ),
+        A.RandomGamma(gamma_limit=(80, 120), p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.2),
+        A.HueSaturationValue(
+            hue_shift_limit=5, sat_shift_limit=20, val_shift_limit=10, p=0.2
+        ),
+    ]
+
+
+def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_SIZE):
+    """The training augmentation of ``METHOD.md`` section 5 (see the module's table).
+
+    Parameters
+    ----------
+    scale : float
+        Output size factor r: images come out ``round(1200 r) x round(1600 r)``.
+    seed : int, optional
+        Seed of the pipeline's random streams (see :func:`seed_transform`). None draws
+        fresh entropy.
+    fast : bool
+        Resize to the output size first and augment there (about 10x cheaper at r = 0.25),
+        instead of augmenting at the input size and resizing last.
+    input_size : tuple of int
+        (height, width) of the images the faithful pipeline receives; sets the crop heights
+        (5/6 to 1 of the height) and the crop's output size. Ignored when ``fast`` is set,
+        since the fast pipeline works at the output size whatever comes in.
+
+    Returns
+    -------
+    albumentations.Compose
+        Called as ``transform(image=uint8_rgb)["image"]``, gives float32 (H, W, 3) in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.full((1200, 1600, 3), 128, np.uint8)
+    >>> out = train_transform(scale=0.25, seed=0, fast=True)(image=image)["image"]
+    >>> out.shape, out.dtype
+    ((300, 400, 3), dtype('float32'))
+    >>> [type(t).__name__ for t in train_transform(fast=True).transforms][:2]
+    ['Resize', 'HorizontalFlip']
+    """
+    out_height, out_width = output_size(scale)
+    if fast:
+        steps = [A.Resize(out_height, out_width), *_recipe_steps((out_height, out_width))]
+    else:
+        steps = [*_recipe_steps(tuple(input_size)), A.Resize(out_height, out_width)]
+    steps.append(A.ToFloat(max_value=255))
+    transform = A.Compose(steps)
+    if seed is not None:
+        seed_transform(transform, seed)
+    return transform
+
+
+def eval_transform(scale=0.25):
+    """Validation and test preprocessing: Resize to the output size, then ToFloat.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = eval_transform(0.25)(image=np.zeros((1200, 1600, 3), np.uint8))["image"]
+    >>> out.shape, out.dtype, float(out.max())
+    ((300, 400, 3), dtype('float32'), 0.0)
+    """
+    out_height, out_width = output_size(scale)
+    return A.Compose([A.Resize(out_height, out_width), A.ToFloat(max_value=255)])
+
+
+def seed_transform(transform, seed):
+    """Reseed an albumentations pipeline in place, one independent stream per step.
+
+    Each child gets a generator seeded from ``(seed, crc32(class name), occurrence)``: the
+    streams are independent of one another (unlike ``Compose(seed=...)``, see the module's
+    note 1) and do not depend on where the step sits, so a fast and a faithful pipeline
+    reseeded with the same value flip, warp, crop and shift colours alike.
+
+    Parameters
+    ----------
+    transform : albumentations.BaseCompose or BasicTransform
+    seed : int
+        Non-negative integer.
+
+    Returns
+    -------
+    The same ``transform``, for chaining.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    >>> t = train_transform(scale=0.05, fast=True)
+    >>> a = seed_transform(t, 7)(image=image)["image"]
+    >>> b = seed_transform(t, 7)(image=image)["image"]
+    >>> bool(np.array_equal(a, b))
+    True
+    """
+    seed = int(seed)
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    _seed_recursively(transform, seed)
+    return transform
+
+
+def _seed_recursively(transform, entropy):
+    transform.seed = entropy
+    transform.random_generator = np.random.default_rng(entropy)
+    transform.py_random = random.Random(entropy)
+    seen = {}
+    for child in getattr(transform, "transforms", ()):
+        name = type(child).__name__
+        occurrence = seen.get(name, 0)
+        seen[name] = occurrence + 1
+        key = [entropy, zlib.crc32(name.encode()), occurrence]
+        child_entropy = int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0])
+        if hasattr(child, "transforms"):
+            _seed_recursively(child, child_entropy)
+        else:
+            child.set_random_seed(child_entropy)
+
+
+def compare_fast_to_faithful(image, n=16, seed=0, scale=0.25):
+    """Measure how far the fast pipeline's outputs are from the faithful one's.
+
+    Both pipelines are reseeded with the same per-sample seed, so sample i of each had the
+    same flips, warp, crop position and colour shifts (the crop height is drawn on a different
+    integer range, so it matches only roughly). The paired difference therefore measures the
+    cost of resampling order; the unpaired one (faithful sample i against faithful sample
+    i + n) is the scale of an augmentation's own effect, for reference.
+
+    Parameters
+    ----------
+    image : ndarray
+        uint8 RGB image (H, W, 3); its size is the faithful pipeline's input size.
+    n : int
+        Number of samples.
+    seed : int
+        Base seed; sample i uses ``seed + i``.
+    scale : float
+        Output size factor, as in :func:`train_transform`.
+
+    Returns
+    -------
+    dict
+        ``mean_abs_diff_paired``: mean |fast - faithful| over pixels and samples, in [0, 1]
+        units; ``mean_abs_diff_unpaired``: the same between two independent faithful
+        samples; ``channel_mean_diff`` / ``channel_std_diff``: largest over channels of
+        the absolute difference, averaged over samples, of the per-image channel mean / std
+        (paired); ``channel_mean_shift`` / ``channel_std_shift``: largest over channels of
+        the difference of the per-channel means / stds averaged over all samples, i.e. of
+        the two output distributions; ``faithful_ms`` / ``fast_ms``: milliseconds per image;
+        ``speedup``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+    >>> r = compare_fast_to_faithful(image, n=4, scale=0.1)
+    >>> 0 <= r["mean_abs_diff_paired"] < 1
+    True
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n!r}")
+    faithful = train_transform(scale, input_size=image.shape[:2])
+    fast = train_transform(scale, fast=True)
+
+    def run(transform, seeds):
+        outputs = []
+        start = time.perf_counter()
+        for s in seeds:
+            outputs.append(seed_transform(transform, s)(image=image)["image"])
+        milliseconds = 1000 * (time.perf_counter() - start) / len(seeds)
+        return np.stack(outputs), milliseconds
+
+    seeds = [seed + i for i in range(n)]
+    faithful_out, faithful_ms = run(faithful, seeds)
+    fast_out, fast_ms = run(fast, seeds)
+    other_out, _ = run(faithful, [seed + n + i for i in range(n)])
+
+    def channel_stats(batch):
+        flat = batch.reshape(batch.shape[0], -1, 3).astype(np.float64)
+        return flat.mean(axis=1), flat.std(axis=1)  # (n, 3) each
+
+    faithful_mean, faithful_std = channel_stats(faithful_out)
+    fast_mean, fast_std = channel_stats(fast_out)
+    return {
+        "n": int(n),
+        "mean_abs_diff_paired": float(np.abs(fast_out - faithful_out).mean()),
+        "mean_abs_diff_unpaired": float(np.abs(other_out - faithful_out).mean()),
+        "channel_mean_diff": float(np.abs(fast_mean - faithful_mean).mean(axis=0).max()),
+        "channel_std_diff": float(np.abs(fast_std - faithful_std).mean(axis=0).max()),
+        "channel_mean_shift": float(
+            np.abs(fast_mean.mean(axis=0) - faithful_mean.mean(axis=0)).max()
+        ),
+        "channel_std_shift": float(
+            np.abs(fast_std.mean(axis=0) - faithful_std.mean(axis=0)).max()
+        ),
+        "faithful_ms": float(faithful_ms),
+        "fast_ms": float(fast_ms),
+        "speedup": float(faithful_ms / fast_ms) if fast_ms > 0 else float("inf"),
+    }
