@@ -1,0 +1,420 @@
+"""LungHist700 as released: reading, checking, splitting and downloading.
+
+The release (figshare article 25459174, CC BY 4.0) is a folder with ``data.csv``
+(``superclass,subclass,resolution,image_id,patient_id``; subclass empty for
+normal tissue) and ``images/<dir>/<dir>_<res>_<id>.jpg``, ``<dir>`` one of
+:data:`SUBCLASS_DIRS`. The seven subclasses map to three classes, ACA = 0,
+NOR = 1, SCC = 2.
+
+Every check names all offending files or patients, never only the first, and
+every split is checked for patient leakage when it is built.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "CLASS_NAMES",
+    "DOWNLOAD_URL",
+    "DataError",
+    "EXPECTED_IMAGES",
+    "MAGNIFICATIONS",
+    "SUBCLASS_DIRS",
+    "check_no_patient_leakage",
+    "download_lunghist700",
+    "image_relative_path",
+    "official_split",
+    "patient_split",
+    "read_release",
+    "reference_metadata",
+]
+
+CLASS_NAMES = ("ACA", "NOR", "SCC")
+SUPERCLASS_TO_LABEL = {"aca": 0, "nor": 1, "scc": 2}
+SUBCLASSES = {"aca": ("bd", "md", "pd"), "nor": ("",), "scc": ("bd", "md", "pd")}
+SUBCLASS_DIRS = ("aca_bd", "aca_md", "aca_pd", "nor", "scc_bd", "scc_md", "scc_pd")
+MAGNIFICATIONS = ("20x", "40x")
+RELEASE_COLUMNS = ("superclass", "subclass", "resolution", "image_id", "patient_id")
+SPLITS = ("train", "val", "test")
+FIGSHARE_ARTICLE = 25459174
+FIGSHARE_FILE = 45206104
+DOWNLOAD_URL = f"https://ndownloader.figshare.com/files/{FIGSHARE_FILE}"
+EXPECTED_IMAGES = 691
+
+_HOW_TO_GET = (
+    "Get LungHist700 with `valf data download lunghist700 --dest DIR`, or by hand from "
+    f"https://figshare.com/articles/dataset/{FIGSHARE_ARTICLE} (file {FIGSHARE_FILE}, "
+    f"{DOWNLOAD_URL}); then run `valf data download lunghist700 --dest DIR --archive FILE` "
+    "to extract and check it. The release root is the folder that holds data.csv and images/."
+)
+
+
+class DataError(ValueError):
+    """A data set on disk is missing, incomplete or malformed."""
+
+
+def _listing(items, limit=50):
+    items = [str(item) for item in items]
+    shown = "\n  ".join(items[:limit])
+    more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
+    return f"\n  {shown}{more}"
+
+
+def reference_metadata():
+    """The release's ``data.csv`` as packaged with valf (691 rows).
+
+    Examples
+    --------
+    >>> meta = reference_metadata()
+    >>> len(meta), meta.patient_id.nunique()
+    (691, 45)
+    """
+    with resources.files("valf.data").joinpath("resources/data.csv").open() as handle:
+        return pd.read_csv(handle, dtype={"subclass": str}, keep_default_na=False)
+
+
+def image_relative_path(superclass, subclass, resolution, image_id):
+    """Path of one image inside the release, as the release names it.
+
+    Examples
+    --------
+    >>> image_relative_path("aca", "bd", "40x", 901)
+    'images/aca_bd/aca_bd_40x_901.jpg'
+    >>> image_relative_path("nor", "", "20x", 5)
+    'images/nor/nor_20x_5.jpg'
+    """
+    folder = superclass if not subclass else f"{superclass}_{subclass}"
+    return f"images/{folder}/{folder}_{resolution}_{int(image_id)}.jpg"
+
+
+def _validate_metadata(frame, csv_path):
+    columns = list(frame.columns)
+    if sorted(columns) != sorted(RELEASE_COLUMNS):
+        missing = [c for c in RELEASE_COLUMNS if c not in columns]
+        extra = [c for c in columns if c not in RELEASE_COLUMNS]
+        raise DataError(
+            f"{csv_path} has the wrong columns: missing {missing}, unexpected {extra}; "
+            f"expected {list(RELEASE_COLUMNS)}."
+        )
+    problems = []
+    for index, row in frame.iterrows():
+        superclass, subclass = row["superclass"], row["subclass"]
+        if superclass not in SUBCLASSES:
+            problems.append(f"row {index + 2}: unknown superclass {superclass!r}")
+        elif subclass not in SUBCLASSES[superclass]:
+            problems.append(f"row {index + 2}: unknown subclass {subclass!r} for {superclass}")
+        if row["resolution"] not in MAGNIFICATIONS:
+            problems.append(f"row {index + 2}: unknown resolution {row['resolution']!r}")
+        for column in ("image_id", "patient_id"):
+            if not str(row[column]).isdigit():
+                problems.append(f"row {index + 2}: {column} {row[column]!r} is not an integer")
+    if problems:
+        raise DataError(
+            f"{csv_path} has values outside the release's vocabulary (superclass "
+            f"{sorted(SUBCLASSES)}, subclass bd/md/pd or empty for nor, resolution "
+            f"{list(MAGNIFICATIONS)}):{_listing(problems)}"
+        )
+    duplicated = frame[frame.duplicated(["superclass", "subclass", "resolution", "image_id"])]
+    if len(duplicated):
+        raise DataError(f"{csv_path} lists images twice:{_listing(duplicated.index + 2)}")
+
+
+def _check_magnification(magnification):
+    if magnification is not None and magnification not in MAGNIFICATIONS:
+        raise ValueError(
+            f"`magnification` must be one of {list(MAGNIFICATIONS)} or None, "
+            f"received {magnification!r}."
+        )
+
+
+def read_release(root, magnification=None, verify_images=False):
+    """Read and check a LungHist700 release folder.
+
+    Parameters
+    ----------
+    root : path
+        Release root: the folder holding ``data.csv`` and ``images/``.
+    magnification : {"20x", "40x"}, optional
+        Keep one magnification; None keeps both.
+    verify_images : bool
+        Also decode every image, reporting all unreadable or truncated files.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image: the release columns, ``label`` (ACA 0, NOR 1,
+        SCC 2), ``class_name``, ``image_path`` (relative) and ``path``
+        (absolute).
+
+    Raises
+    ------
+    DataError
+        Missing root or ``data.csv``, wrong columns or values, images missing
+        from the tree or present but not in the CSV, unreadable images.
+    """
+    _check_magnification(magnification)
+    root = Path(root).expanduser()
+    csv_path = root / "data.csv"
+    if not root.is_dir():
+        raise DataError(f"The LungHist700 root {root} does not exist. {_HOW_TO_GET}")
+    if not csv_path.is_file():
+        raise DataError(f"{root} holds no data.csv, so it is not a LungHist700 release. "
+                        f"{_HOW_TO_GET}")
+    try:
+        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise DataError(f"{csv_path} is not a readable CSV: {error}") from None
+    _validate_metadata(frame, csv_path)
+    frame["image_id"] = frame["image_id"].astype(int)
+    frame["patient_id"] = frame["patient_id"].astype(int)
+    frame["image_path"] = [
+        image_relative_path(*values)
+        for values in frame[["superclass", "subclass", "resolution", "image_id"]].itertuples(
+            index=False)
+    ]
+    _check_image_tree(root, frame)
+    frame["label"] = frame["superclass"].map(SUPERCLASS_TO_LABEL).astype(int)
+    frame["class_name"] = [CLASS_NAMES[label] for label in frame["label"]]
+    frame["path"] = [str(root / relative) for relative in frame["image_path"]]
+    if magnification is not None:
+        frame = frame[frame["resolution"] == magnification].reset_index(drop=True)
+    if verify_images:
+        verify_image_files(frame["path"])
+    return frame
+
+
+def _check_image_tree(root, frame):
+    named = set(frame["image_path"])
+    on_disk = {p.relative_to(root).as_posix() for p in (root / "images").rglob("*")
+               if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg")}
+    missing, extra = sorted(named - on_disk), sorted(on_disk - named)
+    messages = []
+    if missing:
+        messages.append(f"{len(missing)} images named in data.csv are missing:{_listing(missing)}")
+    if extra:
+        messages.append(f"{len(extra)} images are not in data.csv:{_listing(extra)}")
+    if messages:
+        raise DataError(
+            f"The image tree under {root} does not match its data.csv. " + " ".join(messages)
+            + "\nRe-extract the archive (or download it again) so that the tree holds exactly "
+            "the images the CSV names: `valf data download lunghist700 --dest DIR`."
+        )
+
+
+def verify_image_files(paths):
+    """Decode every image fully; raise one DataError naming all that fail."""
+    from PIL import Image
+
+    failures = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except Exception as error:  # noqa: BLE001 - any decoder failure is a broken file
+            failures.append(f"{path}: {error}")
+    if failures:
+        raise DataError(f"{len(failures)} images cannot be decoded (truncated or corrupt):"
+                        f"{_listing(failures)}\nDownload or extract them again.")
+
+
+def _split_patients():
+    with resources.files("valf.data").joinpath(
+            "resources/official_split_patients.csv").open() as handle:
+        return pd.read_csv(handle)
+
+
+def official_split(frame):
+    """Attach the official patient-level split (the dataset paper's ``reproducible=True``).
+
+    Returns a copy of ``frame`` with a ``split`` column; every image's
+    (magnification, patient) must be in the official list.
+    """
+    table = _split_patients()
+    merged = frame.drop(columns=["split"], errors="ignore").merge(
+        table, how="left", left_on=["resolution", "patient_id"],
+        right_on=["resolution", "patient_id"])
+    unknown = merged[merged["split"].isna()]
+    if len(unknown):
+        pairs = sorted(set(zip(unknown["resolution"], unknown["patient_id"])))
+        raise DataError(
+            "These (magnification, patient) pairs are not in the official split, so this is "
+            f"not the LungHist700 release or its metadata was changed:{_listing(pairs)}"
+        )
+    check_no_patient_leakage(merged)
+    return merged
+
+
+def patient_split(frame, seed, fractions=(0.7, 0.15, 0.15)):
+    """A seeded random split grouped by patient, one per magnification.
+
+    Patients are shuffled and then assigned greedily, in that order, to the
+    split whose share of images is furthest below its target fraction. Each
+    magnification is split separately, as the official split is, so a patient
+    may sit in different splits at 20x and 40x but never in two at one.
+
+    Examples
+    --------
+    >>> meta = reference_metadata()
+    >>> split = patient_split(meta, seed=1)
+    >>> sorted(split["split"].unique())
+    ['test', 'train', 'val']
+    """
+    fractions = np.asarray(fractions, dtype=float)
+    if fractions.shape != (3,) or np.any(fractions <= 0) or not np.isclose(fractions.sum(), 1):
+        raise ValueError(
+            f"`fractions` must be three positive shares (train, val, test) summing to 1, "
+            f"received {list(fractions)}."
+        )
+    rng = np.random.default_rng(seed)
+    assignment = {}
+    for magnification, part in frame.groupby("resolution", sort=True):
+        sizes = part.groupby("patient_id").size()
+        patients = rng.permutation(sizes.index.to_numpy())
+        filled = np.zeros(3)
+        targets = fractions * sizes.sum()
+        for patient in patients:
+            choice = int(np.argmax(targets - filled))
+            filled[choice] += sizes[patient]
+            assignment[(magnification, patient)] = SPLITS[choice]
+    result = frame.drop(columns=["split"], errors="ignore").copy()
+    result["split"] = [assignment[(m, p)] for m, p in zip(result["resolution"],
+                                                           result["patient_id"])]
+    check_no_patient_leakage(result)
+    return result
+
+
+def check_no_patient_leakage(frame):
+    """Raise DataError naming every patient found in two splits at one magnification."""
+    splits_per_patient = frame.groupby(["resolution", "patient_id"])["split"].nunique()
+    leaked = splits_per_patient[splits_per_patient > 1]
+    if len(leaked):
+        details = [
+            f"patient {patient} at {magnification}: "
+            + ", ".join(sorted(frame[(frame.resolution == magnification)
+                                     & (frame.patient_id == patient)]["split"].unique()))
+            for magnification, patient in leaked.index
+        ]
+        raise DataError(f"Patients appear in more than one split:{_listing(details)}")
+
+
+# ---------------------------------------------------------------------------
+# Download
+# ---------------------------------------------------------------------------
+
+
+def download_lunghist700(dest, url=DOWNLOAD_URL, progress=True, timeout=10, archive=None,
+                         expected_images=EXPECTED_IMAGES):
+    """Download (resuming a partial file), extract and check LungHist700.
+
+    Parameters
+    ----------
+    dest : path
+        Folder for the archive and the extracted release.
+    url : str
+        Where to download from (default figshare's file URL).
+    progress : bool
+        Show a progress bar.
+    timeout : float
+        Seconds to wait for the server before failing.
+    archive : path, optional
+        An archive already downloaded by hand: extract and check it instead.
+    expected_images : int
+        Number of images the release must hold (691).
+
+    Returns
+    -------
+    pathlib.Path
+        The release root (the folder holding ``data.csv`` and ``images/``).
+    """
+    dest = Path(dest).expanduser()
+    dest.mkdir(parents=True, exist_ok=True)
+    if archive is None:
+        archive = dest / "LungHist700.zip"
+        if not archive.exists():
+            _fetch(url, archive, progress, timeout)
+    archive = Path(archive)
+    if not archive.is_file():
+        raise DataError(f"The archive {archive} does not exist. {_HOW_TO_GET}")
+    extracted = dest / "extracted"
+    root = _find_release_root(extracted) if extracted.is_dir() else None
+    if root is None:
+        _extract(archive, extracted)
+        root = _find_release_root(extracted)
+    if root is None:
+        raise DataError(f"{archive} holds no folder with data.csv and images/; is it the "
+                        f"LungHist700 archive? {_HOW_TO_GET}")
+    frame = read_release(root)
+    if len(frame) != expected_images:
+        raise DataError(f"{root} holds {len(frame)} images, not the {expected_images} of the "
+                        "release. Download the archive again.")
+    return root
+
+
+def _fetch(url, target, progress, timeout):
+    from tqdm.auto import tqdm
+
+    partial = target.with_name(target.name + ".part")
+    offset = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as error:
+        if error.code == 416 and offset:  # the partial file is already complete
+            partial.rename(target)
+            return
+        raise DataError(f"Downloading {url} failed: HTTP {error.code}. {_HOW_TO_GET}") from None
+    except (urllib.error.URLError, socket.timeout, OSError) as error:
+        raise DataError(f"Cannot reach {url} ({getattr(error, 'reason', error)}): this machine "
+                        f"seems offline. {_HOW_TO_GET}") from None
+    with response:
+        if offset and response.status != 206:  # the server ignored Range: start over
+            offset = 0
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length else None
+        mode = "ab" if offset else "wb"
+        with open(partial, mode) as handle, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True,
+                desc="LungHist700", disable=not progress) as bar:
+            while chunk := response.read(1 << 20):
+                handle.write(chunk)
+                bar.update(len(chunk))
+    if total is not None and partial.stat().st_size != total:
+        raise DataError(f"The download of {url} stopped at {partial.stat().st_size} of {total} "
+                        "bytes; run the command again to resume.")
+    partial.rename(target)
+
+
+def _extract(archive, folder):
+    temporary = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as bundle:
+                bundle.extractall(temporary)
+        elif tarfile.is_tarfile(archive):
+            with tarfile.open(archive) as bundle:
+                bundle.extractall(temporary, filter="data")
+        else:
+            raise DataError(f"{archive} is neither a zip nor a tar archive; download it again.")
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
+        raise DataError(f"{archive} is damaged ({error}); delete it and download again.") from None
+    temporary.rename(folder)  # only a complete extraction gets the final name
+
+
+def _find_release_root(folder):
+    for csv_path in sorted(Path(folder).rglob("data.csv")):
+        if (csv_path.parent / "images").is_dir():
+            return csv_path.parent
+    return None
