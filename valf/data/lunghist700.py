@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from valf.data.errors import DataError
+from valf.data.errors import listing as _listing
+
 __all__ = [
     "CLASS_NAMES",
     "DOWNLOAD_URL",
@@ -58,17 +61,6 @@ _HOW_TO_GET = (
     f"{DOWNLOAD_URL}); then run `valf data download lunghist700 --dest DIR --archive FILE` "
     "to extract and check it. The release root is the folder that holds data.csv and images/."
 )
-
-
-class DataError(ValueError):
-    """A data set on disk is missing, incomplete or malformed."""
-
-
-def _listing(items, limit=50):
-    items = [str(item) for item in items]
-    shown = "\n  ".join(items[:limit])
-    more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
-    return f"\n  {shown}{more}"
 
 
 def reference_metadata():
