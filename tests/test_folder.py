@@ -48,7 +48,8 @@ def test_split_file_mismatches_are_all_named(folder, tmp_path):
     message = str(error.value)
     assert "2 images are not in the split file" in message
     assert "benign/benign0.png" in message and "benign/benign1.png" in message
-    assert "1 rows name no image file" in message and "benign/ghost.png" in message
+    assert "1 images named in the split file are missing" in message
+    assert "benign/ghost.png" in message
 
 
 def test_group_leakage_and_bad_values(folder, tmp_path):

@@ -11,3 +11,15 @@ def listing(items, limit=50):
     shown = "\n  ".join(items[:limit])
     more = f"\n  ... and {len(items) - limit} more" if len(items) > limit else ""
     return f"\n  {shown}{more}"
+
+
+def file_mismatches(listed, present, listed_in):
+    """Messages naming every file listed but absent, and every file present but unlisted."""
+    missing = sorted(set(listed) - set(present))
+    extra = sorted(set(present) - set(listed))
+    messages = []
+    if missing:
+        messages.append(f"{len(missing)} images named in {listed_in} are missing:{listing(missing)}")
+    if extra:
+        messages.append(f"{len(extra)} images are not in {listed_in}:{listing(extra)}")
+    return messages

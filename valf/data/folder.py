@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from valf.data.errors import DataError
+from valf.data.errors import DataError, file_mismatches
 from valf.data.errors import listing as _listing
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image_folder"]
@@ -80,13 +80,7 @@ def _attach_split(frame, split_csv):
     bad = table.loc[~table["split"].isin(SPLITS), "split"].unique().tolist()
     if bad:
         raise DataError(f"{split_csv}: unknown split values {bad}; use {list(SPLITS)}.")
-    unlisted = sorted(set(frame["image_path"]) - set(table["path"]))
-    absent = sorted(set(table["path"]) - set(frame["image_path"]))
-    problems = []
-    if unlisted:
-        problems.append(f"{len(unlisted)} images are not in the split file:{_listing(unlisted)}")
-    if absent:
-        problems.append(f"{len(absent)} rows name no image file:{_listing(absent)}")
+    problems = file_mismatches(table["path"], frame["image_path"], "the split file")
     if problems:
         raise DataError(f"{split_csv} does not match the images under the folder. "
                         + " ".join(problems))

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from valf.data.errors import DataError
+from valf.data.errors import DataError, file_mismatches
 from valf.data.errors import listing as _listing
 
 __all__ = [
@@ -190,12 +190,7 @@ def _check_image_tree(root, frame):
     named = set(frame["image_path"])
     on_disk = {p.relative_to(root).as_posix() for p in (root / "images").rglob("*")
                if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg")}
-    missing, extra = sorted(named - on_disk), sorted(on_disk - named)
-    messages = []
-    if missing:
-        messages.append(f"{len(missing)} images named in data.csv are missing:{_listing(missing)}")
-    if extra:
-        messages.append(f"{len(extra)} images are not in data.csv:{_listing(extra)}")
+    messages = file_mismatches(named, on_disk, "data.csv")
     if messages:
         raise DataError(
             f"The image tree under {root} does not match its data.csv. " + " ".join(messages)
