@@ -313,12 +313,8 @@ def make_dataset(
     ``num_parallel_calls=AUTOTUNE``; OpenCV, which does the pixel work, releases the GIL,
     and ``deterministic=True`` keeps batches in order. tf.data was chosen over
     ``keras.utils.PyDataset`` because the result prefetches while the model trains and
-    carries static shapes, not because it measured faster: on 2 busy cores with 40-image
-    epochs (``benchmarks/input_pipeline.py``) PyDataset with 2 worker threads matched it on
-    the faithful recipe (33 vs 31 images/s) and was about 2x faster on the fast recipe
-    with cached 300x400 pixels (121 vs 63 images/s), mostly tf.data's start-up per epoch
-    (about 140 images/s once running). Both are more than 10x the training throughput of
-    MobileNetV3Small at 300x400 on that CPU (3-4 images/s), so neither limits training.
+    carries static shapes, not because it measured faster: ``benchmarks/input_pipeline.py``
+    times both, next to a backbone's training throughput, in one run.
 
     Examples
     --------
