@@ -91,7 +91,8 @@ def classification_metrics(y_true, probabilities, class_names=None, bootstrap_re
 
     Keys: ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``,
     ``f1`` (macro), ``auc`` (macro one-vs-rest; NaN when a class is absent),
-    ``ece``, ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 %), and per class
+    ``ece``, ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 %; NaN with
+    ``bootstrap_resamples=0``), and per class
     ``precision_<name>``, ``recall_<name>``, ``f1_<name>``.
     """
     y_true, probabilities, num_classes = _check(y_true, probabilities)
@@ -109,8 +110,10 @@ def classification_metrics(y_true, probabilities, class_names=None, bootstrap_re
         auc = float("nan")
     else:
         auc = skm.roc_auc_score(y_true, scores, multi_class="ovr", average="macro", labels=labels)
-    low, high = bootstrap_interval(y_true, probabilities, macro_f1, bootstrap_resamples,
-                                   seed=seed)
+    low = high = float("nan")
+    if bootstrap_resamples:
+        low, high = bootstrap_interval(y_true, probabilities, macro_f1, bootstrap_resamples,
+                                       seed=seed)
     result = {
         "accuracy": float(skm.accuracy_score(y_true, predicted)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),

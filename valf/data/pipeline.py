@@ -199,12 +199,12 @@ def _epoch_order(num_samples, shuffle, seed, epoch):
 class _IndexStream:
     """Yields ``(index, sample seed)`` pairs; called anew by tf.data for every iteration."""
 
-    def __init__(self, num_samples, shuffle, seed, repeat):
+    def __init__(self, num_samples, shuffle, seed, repeat, first_epoch=0):
         self.num_samples = num_samples
         self.shuffle = shuffle
         self.seed = seed
         self.repeat = repeat
-        self.next_epoch = 0
+        self.next_epoch = first_epoch
         self._lock = threading.Lock()
 
     def _take_epoch(self):
@@ -273,6 +273,7 @@ def make_dataset(
     *,
     drop_remainder=False,
     output_size=None,
+    first_epoch=0,
 ):
     """A ``tf.data.Dataset`` of ``(images, labels)`` batches for ``Model.fit``.
 
@@ -300,6 +301,9 @@ def make_dataset(
     output_size : tuple of int, optional
         (height, width) of the transform's output; read from its last Resize or crop
         step when not given.
+    first_epoch : int
+        Number of the first epoch (its order and augmentation seeds). A training run resumed
+        after epoch k passes k, so it sees what an uninterrupted run would have seen.
 
     Returns
     -------
@@ -342,7 +346,7 @@ def make_dataset(
     if height is None:
         raise ValueError("cannot tell the transform's output size; pass output_size=(h, w)")
 
-    stream = _IndexStream(len(paths), shuffle, seed, repeat)
+    stream = _IndexStream(len(paths), shuffle, seed, repeat, int(first_epoch))
     loader = _SampleLoader(paths, transform, cache)
     label_table = tf.constant(labels.astype(np.int32))
 

@@ -1,0 +1,403 @@
+"""The parameters of one training run: names, defaults, checks and the run id.
+
+A run of the study is one call of :func:`valf.train.train` (one execution of
+``notebooks/train.ipynb``) with a flat dict of parameters. This module is the
+single place that knows them: :data:`PARAMETERS` lists each with its default
+(the paper's protocol, METHOD.md section 6) and its check;
+:func:`resolve_parameters` fills defaults, rejects unknown names and invalid
+values (naming the valid choices) and normalises what a loss does not use to
+``None``, so that two spellings of one run resolve to the same dict and the
+same :func:`run_id`.
+
+Study files (:mod:`valf.study`), the notebook's parameters cell and the sweep
+all go through :func:`resolve_parameters`; the core (:mod:`valf.train`)
+trusts what it returns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import re
+
+__all__ = [
+    "LOSSES",
+    "PARAMETERS",
+    "ParameterError",
+    "from_namespace",
+    "parameter_hash",
+    "resolve_parameters",
+    "run_id",
+]
+
+#: The losses a run can train with (METHOD.md section 2).
+LOSSES = ("CCE", "WCCE", "FL", "CB", "CEFL", "CEFL2", "DWFL", "VALF")
+DATASETS = ("synthetic", "lunghist700")
+SPLITS = ("official", "patient", "cv")
+PRIORS = ("uniform", "inverse_frequency")
+SAMPLERS = ("none", "undersample", "oversample")
+
+# Which loss uses which loss-specific parameter; the others are recorded as None.
+_USED_BY = {
+    "gamma": {"FL", "CB", "CEFL", "CEFL2", "DWFL", "VALF"},
+    "alpha": {"FL"},
+    "cb_beta": {"CB"},
+    "prior": {"DWFL", "VALF"},
+    "warmup_epochs": {"VALF"},
+    "rate": {"VALF"},
+    "dwfl_smoothing": {"DWFL"},
+}
+
+_SYNTHETIC_DEFAULTS = {"seed": 0, "scale": 1.0, "image_size": [240, 320], "difficulty": 0.5}
+
+
+class ParameterError(ValueError):
+    """A run parameter is unknown or has an invalid value."""
+
+
+# ---------------------------------------------------------------------------
+# Checks: each takes (value, name) and returns the normalised value or raises.
+# ---------------------------------------------------------------------------
+
+
+def _fail(name, value, expected):
+    raise ParameterError(f"Parameter `{name}` must be {expected}, received {value!r}.")
+
+
+def _number(value, name, expected):
+    # PyYAML reads 1e-4 (no dot) as a string; accept numeric strings for numbers.
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            _fail(name, value, expected)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(name, value, expected)
+    return value
+
+
+def _float_check(low=None, high=None, low_open=False, optional=False):
+    expected = "a number"
+    if low is not None:
+        expected += f" {'>' if low_open else '>='} {low}"
+    if high is not None:
+        expected += f" and <= {high}"
+    if optional:
+        expected += ", or null"
+
+    def check(value, name):
+        if value is None and optional:
+            return None
+        value = float(_number(value, name, expected))
+        if low is not None and (value < low or (low_open and value == low)):
+            _fail(name, value, expected)
+        if high is not None and value > high:
+            _fail(name, value, expected)
+        return value
+
+    return check
+
+
+def _int_check(low=0, optional=False):
+    expected = f"an integer >= {low}" + (", or null" if optional else "")
+
+    def check(value, name):
+        if value is None and optional:
+            return None
+        value = _number(value, name, expected)
+        if float(value) != int(value) or value < low:
+            _fail(name, value, expected)
+        return int(value)
+
+    return check
+
+
+def _choice(*choices):
+    def check(value, name):
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ParameterError(
+                f"Parameter `{name}` must be one of {list(choices)}, received {value!r}.{hint}")
+        return value
+
+    return check
+
+
+def _bool(value, name):
+    if not isinstance(value, bool):
+        _fail(name, value, "true or false")
+    return value
+
+
+def _text(pattern=r".+", expected="a non-empty string"):
+    def check(value, name):
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            _fail(name, value, expected)
+        return value
+
+    return check
+
+
+def _backbone(value, name):
+    from valf.models import BACKBONES
+
+    return _choice(*sorted(BACKBONES))(value, name)
+
+
+def _weights(value, name):
+    if value in (None, "none", "None"):
+        return None
+    return _choice("imagenet")(value, name)
+
+
+def _positive_list(value, name, expected):
+    if not isinstance(value, (list, tuple)) or not value:
+        _fail(name, value, expected)
+    out = [float(_number(v, name, expected)) for v in value]
+    if any(v <= 0 for v in out):
+        _fail(name, value, expected)
+    return out
+
+
+def _alpha(value, name):
+    expected = "null, a number > 0, or a list of one number > 0 per class"
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return _positive_list(value, name, expected)
+    value = float(_number(value, name, expected))
+    if value <= 0:
+        _fail(name, value, expected)
+    return value
+
+
+def _prior(value, name):
+    expected = f"one of {list(PRIORS)} or a list of one weight > 0 per class"
+    if isinstance(value, str):
+        return _choice(*PRIORS)(value, name)
+    return _positive_list(value, name, expected)
+
+
+def _jit(value, name):
+    if value not in ("auto", True, False):
+        _fail(name, value, '"auto", true or false')
+    return value
+
+
+def _synthetic(value, name):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        _fail(name, value, f"null or a mapping with keys {sorted(_SYNTHETIC_DEFAULTS)}")
+    unknown = sorted(set(value) - set(_SYNTHETIC_DEFAULTS))
+    if unknown:
+        raise ParameterError(f"Parameter `{name}` has unknown keys {unknown}; valid keys are "
+                             f"{sorted(_SYNTHETIC_DEFAULTS)}.")
+    merged = {**_SYNTHETIC_DEFAULTS, **value}
+    size = merged["image_size"]
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 16 for s in size)):
+        _fail(f"{name}.image_size", size, "[height, width], integers >= 16")
+    return {
+        "seed": _int_check()(merged["seed"], f"{name}.seed"),
+        "scale": _float_check(0, 1, low_open=True)(merged["scale"], f"{name}.scale"),
+        "image_size": [int(s) for s in size],
+        "difficulty": _float_check(0, 1)(merged["difficulty"], f"{name}.difficulty"),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------
+
+class _Parameter:
+    __slots__ = ("name", "default", "check", "hashed", "doc")
+
+    def __init__(self, name, default, check, doc, hashed=True):
+        self.name, self.default, self.check, self.doc, self.hashed = (
+            name, default, check, doc, hashed)
+
+
+def _p(name, default, check, doc, hashed=True):
+    return name, _Parameter(name, default, check, doc, hashed)
+
+
+#: Every run parameter: name -> default, check, whether it enters the run id, and meaning.
+PARAMETERS = dict([
+    # Where the run's files go (not part of the run's identity).
+    _p("study", "interactive", _text(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, "
+                                     "'_', '.', '-'"), "study the run belongs to", hashed=False),
+    _p("runs_root", "runs", _text(), "folder of all run directories", hashed=False),
+    _p("cache_dir", ".cache", _text(), "folder of the decoded-image cache", hashed=False),
+    _p("keep_weights", True, _bool, "keep best.weights.h5 in the run directory", hashed=False),
+    # The cell of the study.
+    _p("backbone", "SmallCNN", _backbone, "network (valf.models.BACKBONES)"),
+    _p("weights", None, _weights, "'imagenet' or null (random initialisation)"),
+    _p("loss", "VALF", _choice(*LOSSES), "training loss"),
+    _p("magnification", "20x", _choice("20x", "40x"), "LungHist700 magnification"),
+    _p("seed", 0, _int_check(), "seed of initialisation, order and augmentation"),
+    # Data.
+    _p("dataset", "synthetic", _choice(*DATASETS),
+       "'lunghist700' (the release) or 'synthetic' (the generated stand-in)"),
+    _p("data_root", "data/synthetic", _text(), "release root: the folder with data.csv"),
+    _p("synthetic", dict(_SYNTHETIC_DEFAULTS), _synthetic,
+       "generator settings of the synthetic set (null for lunghist700)"),
+    _p("split", "official", _choice(*SPLITS),
+       "'official' patient split, seeded 'patient' split, or 'cv' folds of the training split"),
+    _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the 'cv' folds"),
+    _p("fold", 0, _int_check(), "validation fold with split='cv'"),
+    _p("n_folds", 5, _int_check(2), "folds with split='cv'"),
+    _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
+    _p("imbalance_ratio", None, _float_check(1, optional=True),
+       "long-tailed subsampling of the training set to this max/min ratio (null: none)"),
+    # Input.
+    _p("image_scale", 0.25, _float_check(0, 1, low_open=True),
+       "network input is (1200 r) x (1600 r)"),
+    _p("augment", True, _bool, "apply the paper's training augmentation"),
+    _p("fast_augmentation", False, _bool, "resize first, then augment (valf.augment)"),
+    # Optimisation (METHOD.md section 6).
+    _p("learning_rate", 1e-4, _float_check(0, low_open=True), "Adam learning rate"),
+    _p("batch_size", 4, _int_check(1), "batch size"),
+    _p("epochs", 100, _int_check(1), "maximum number of epochs"),
+    _p("early_stopping_patience", 25, _int_check(1), "EarlyStopping(val_loss) patience"),
+    _p("reduce_lr_patience", 10, _int_check(1), "ReduceLROnPlateau(val_loss) patience"),
+    _p("reduce_lr_factor", 0.1, _float_check(0, 1, low_open=True), "ReduceLROnPlateau factor"),
+    _p("min_lr", 1e-7, _float_check(0), "ReduceLROnPlateau lower bound"),
+    _p("deterministic", False, _bool, "TensorFlow op determinism (slower)"),
+    _p("jit_compile", "auto", _jit, "XLA: 'auto' (GPU only), true or false"),
+    # Losses.
+    _p("gamma", 2.0, _float_check(0), "focusing parameter (FL, CB, CEFL, CEFL2, DWFL, VALF)"),
+    _p("alpha", None, _alpha, "FL balance factor: null, a number or one per class"),
+    _p("cb_beta", 0.999, _float_check(0, 1, low_open=True), "CB: beta of the effective number"),
+    _p("prior", "uniform", _prior, "DWFL/VALF initial weights"),
+    _p("warmup_epochs", 10, _int_check(), "VALF: epochs before the first update"),
+    _p("rate", 0.01, _float_check(0, low_open=True), "VALF: update rate r (eq. 7)"),
+    _p("dwfl_smoothing", 0.1, _float_check(0, low_open=True), "DWFL: smoothing s"),
+])
+
+
+def resolve_parameters(params=None, **overrides):
+    """Fill defaults, check every value and normalise; return a new dict.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Some or all of :data:`PARAMETERS`.
+    **overrides
+        More parameters, taking precedence.
+
+    Returns
+    -------
+    dict
+        Every parameter, in :data:`PARAMETERS` order. Loss-specific parameters
+        the loss does not use are ``None``; ``synthetic`` is ``None`` for
+        LungHist700.
+
+    Raises
+    ------
+    ParameterError
+        An unknown name (with the closest valid one), an invalid value (with
+        the valid choices), or values that contradict each other.
+
+    Examples
+    --------
+    >>> p = resolve_parameters(loss="CCE", learning_rate="1e-5")
+    >>> p["learning_rate"], p["gamma"]
+    (1e-05, None)
+    >>> resolve_parameters(los="CCE")
+    Traceback (most recent call last):
+    ...
+    valf.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?). Valid parameters: ...
+    """
+    given = {**(params or {}), **overrides}
+    unknown = [name for name in given if name not in PARAMETERS]
+    if unknown:
+        details = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, list(PARAMETERS), n=1)
+            details.append(f"`{name}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+        raise ParameterError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(details)}. Valid parameters: "
+                             f"{', '.join(PARAMETERS)}.")
+    resolved = {}
+    for name, spec in PARAMETERS.items():
+        value = given.get(name, spec.default)
+        resolved[name] = spec.check(value, name)
+    return _normalise(resolved, given)
+
+
+def _normalise(p, given):
+    loss = p["loss"]
+    for name, users in _USED_BY.items():
+        if loss not in users:
+            p[name] = None
+    if p["dataset"] == "lunghist700":
+        if given.get("synthetic") not in (None, PARAMETERS["synthetic"].default):
+            raise ParameterError("Parameter `synthetic` (generator settings) must be null when "
+                                 "`dataset` is 'lunghist700'.")
+        p["synthetic"] = None
+    elif p["synthetic"] is None:
+        p["synthetic"] = dict(_SYNTHETIC_DEFAULTS)
+    if p["split"] == "cv":
+        if p["fold"] >= p["n_folds"]:
+            raise ParameterError(f"Parameter `fold` must be below `n_folds` ({p['n_folds']}), "
+                                 f"received {p['fold']}.")
+    else:
+        if p["fold"] != 0:
+            raise ParameterError("Parameter `fold` applies only to split='cv'; "
+                                 f"received fold={p['fold']} with split={p['split']!r}.")
+        p["n_folds"] = None
+        p["fold"] = None
+    if p["split"] == "official":
+        p["split_seed"] = None
+    if p["backbone"] == "SmallCNN" and p["weights"] is not None:
+        raise ParameterError("Backbone 'SmallCNN' has no pretrained weights; set `weights` to "
+                             "null.")
+    if isinstance(p["alpha"], list) or isinstance(p["prior"], list):
+        for name in ("alpha", "prior"):
+            if isinstance(p[name], list) and len(p[name]) != 3:
+                raise ParameterError(f"Parameter `{name}` must list one value per class "
+                                     f"(ACA, NOR, SCC), received {p[name]!r}.")
+    return p
+
+
+def parameter_hash(params):
+    """SHA-1 of the parameters that define a run (not where its files go), as hex."""
+    identity = {name: params[name] for name, spec in PARAMETERS.items() if spec.hashed}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def run_id(params):
+    """The run's directory name: readable head, then a hash of its resolved parameters.
+
+    Examples
+    --------
+    >>> run_id(resolve_parameters(loss="FL", seed=1))[:24]
+    'FL-SmallCNN-20x-seed1-'
+    >>> run_id(resolve_parameters(loss="FL")) == run_id(resolve_parameters(loss="FL", rate=5))
+    True
+    """
+    return (f"{params['loss']}-{params['backbone']}-{params['magnification']}-"
+            f"seed{params['seed']}-{parameter_hash(params)[:10]}")
+
+
+def from_namespace(namespace, names_before):
+    """The run parameters of a notebook: the names its parameters cells defined.
+
+    ``names_before`` is the set of global names before the parameters cell;
+    every name defined since (by the parameters cell and papermill's injected
+    cell) must be a run parameter.
+
+    Examples
+    --------
+    >>> before = {"valf"}
+    >>> from_namespace({"valf": 0, "loss": "CCE", "seed": 3}, before)["seed"]
+    3
+    """
+    new = {name: value for name, value in namespace.items()
+           if name not in names_before and not name.startswith("_")}
+    return resolve_parameters(new)
