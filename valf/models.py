@@ -97,7 +97,7 @@ def small_cnn(input_shape, widths=(16, 32, 64, 128), name="small_cnn"):
     Examples
     --------
     >>> small_cnn((75, 100, 3)).output_shape
-    (None, 5, 6, 128)
+    (None, 4, 6, 128)
     """
     inputs = keras.Input(tuple(input_shape))
     x = inputs

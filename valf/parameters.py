@@ -26,6 +26,7 @@ __all__ = [
     "LOSSES",
     "PARAMETERS",
     "ParameterError",
+    "check_parameter",
     "from_namespace",
     "parameter_hash",
     "resolve_parameters",
@@ -50,7 +51,10 @@ _USED_BY = {
     "dwfl_smoothing": {"DWFL"},
 }
 
-_SYNTHETIC_DEFAULTS = {"seed": 0, "scale": 1.0, "image_size": [240, 320], "difficulty": 0.5}
+# Parameters that resolve_parameters sets to None where they do not apply.
+_NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {"split_seed", "fold", "n_folds"}
+
+_SYNTHETIC_DEFAULTS = {"seed": 0, "scale": 1.0, "image_size": [240, 320], "difficulty": 1.0}
 
 
 class ParameterError(ValueError):
@@ -307,26 +311,51 @@ def resolve_parameters(params=None, **overrides):
     >>> p = resolve_parameters(loss="CCE", learning_rate="1e-5")
     >>> p["learning_rate"], p["gamma"]
     (1e-05, None)
+    >>> resolve_parameters(p) == p  # idempotent
+    True
     >>> resolve_parameters(los="CCE")
     Traceback (most recent call last):
     ...
     valf.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?). Valid parameters: ...
     """
     given = {**(params or {}), **overrides}
-    unknown = [name for name in given if name not in PARAMETERS]
+    _check_names(given)
+    resolved = {name: check_parameter(name, given.get(name, spec.default))
+                for name, spec in PARAMETERS.items()}
+    return _normalise(resolved, given)
+
+
+def _check_names(names):
+    unknown = [name for name in names if name not in PARAMETERS]
     if unknown:
         details = []
         for name in unknown:
-            close = difflib.get_close_matches(name, list(PARAMETERS), n=1)
+            close = difflib.get_close_matches(str(name), list(PARAMETERS), n=1)
             details.append(f"`{name}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
         raise ParameterError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} "
                              f"{', '.join(details)}. Valid parameters: "
                              f"{', '.join(PARAMETERS)}.")
-    resolved = {}
-    for name, spec in PARAMETERS.items():
-        value = given.get(name, spec.default)
-        resolved[name] = spec.check(value, name)
-    return _normalise(resolved, given)
+
+
+def check_parameter(name, value):
+    """Check one parameter's value on its own (not against the others); return it normalised.
+
+    Examples
+    --------
+    >>> check_parameter("learning_rate", "1e-5")
+    1e-05
+    >>> check_parameter("magnification", "20X")
+    Traceback (most recent call last):
+    ...
+    valf.parameters.ParameterError: Parameter `magnification` must be one of ['20x', '40x'], received '20X'. Did you mean '20x'?
+    """
+    _check_names([name])
+    spec = PARAMETERS[name]
+    if value is None and name in _NULL_MEANS_DEFAULT:
+        # What resolve_parameters itself sets to null where unused: resolving a resolved
+        # dict again must give the same dict.
+        value = spec.default
+    return spec.check(value, name)
 
 
 def _normalise(p, given):
@@ -376,7 +405,7 @@ def run_id(params):
 
     Examples
     --------
-    >>> run_id(resolve_parameters(loss="FL", seed=1))[:24]
+    >>> run_id(resolve_parameters(loss="FL", seed=1))[:22]
     'FL-SmallCNN-20x-seed1-'
     >>> run_id(resolve_parameters(loss="FL")) == run_id(resolve_parameters(loss="FL", rate=5))
     True

@@ -1,0 +1,125 @@
+"""Run parameters: defaults, checks with the valid choices named, normalisation, run ids,
+and the notebook's literal-only parameters cell."""
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from valf import parameters
+from valf.parameters import ParameterError, resolve_parameters, run_id
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
+
+
+def test_defaults_follow_the_paper_protocol():
+    p = resolve_parameters()
+    assert (p["batch_size"], p["epochs"], p["early_stopping_patience"], p["reduce_lr_patience"],
+            p["min_lr"], p["image_scale"]) == (4, 100, 25, 10, 1e-7, 0.25)
+    assert (p["warmup_epochs"], p["rate"], p["gamma"]) == (10, 0.01, 2.0)
+
+
+def test_resolving_is_idempotent_and_json_plain():
+    for loss in parameters.LOSSES:
+        p = resolve_parameters(loss=loss, split="cv", fold=2)
+        assert resolve_parameters(p) == p
+        assert json.loads(json.dumps(p)) == p
+
+
+def test_unknown_names_get_the_closest_valid_one():
+    with pytest.raises(ParameterError, match=r"Unknown parameter `lerning_rate` \(did you mean "
+                                             r"`learning_rate`\?\)\. Valid parameters: study,"):
+        resolve_parameters(lerning_rate=1e-4)
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("loss", "focal", r"must be one of \['CCE', 'WCCE', 'FL', 'CB', 'CEFL', 'CEFL2', 'DWFL', "
+                      r"'VALF'\], received 'focal'"),
+    ("backbone", "ResNet", r"must be one of \[.*'ResNet50'.*\].*Did you mean 'ResNet50'\?"),
+    ("magnification", 20, r"must be one of \['20x', '40x'\]"),
+    ("learning_rate", 0, r"`learning_rate` must be a number > 0"),
+    ("learning_rate", "fast", r"`learning_rate` must be a number > 0"),
+    ("epochs", 2.5, r"`epochs` must be an integer >= 1"),
+    ("epochs", True, r"`epochs` must be an integer >= 1"),
+    ("gamma", -1, r"`gamma` must be a number >= 0"),
+    ("gamma", float("nan"), r"`gamma` must be a number >= 0"),
+    ("alpha", [0.25, -1, 1], r"`alpha` must be null, a number > 0, or a list"),
+    ("prior", "balanced", r"must be one of \['uniform', 'inverse_frequency'\]"),
+    ("jit_compile", "yes", r"`jit_compile` must be \"auto\", true or false"),
+    ("synthetic", {"dificulty": 1}, r"unknown keys \['dificulty'\]"),
+    ("synthetic", {"difficulty": 2}, r"`synthetic.difficulty` must be a number >= 0"),
+    ("study", "my study", r"`study` must be a name of letters"),
+])
+def test_invalid_values_are_rejected_with_what_is_valid(name, value, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve_parameters({name: value})
+
+
+def test_yaml_style_numbers_are_read():
+    p = resolve_parameters(learning_rate="1e-5", epochs=30.0)
+    assert p["learning_rate"] == 1e-5 and p["epochs"] == 30 and isinstance(p["epochs"], int)
+
+
+def test_parameters_a_loss_does_not_use_are_null():
+    cce = resolve_parameters(loss="CCE", gamma=5, warmup_epochs=3)
+    assert cce["gamma"] is None and cce["warmup_epochs"] is None and cce["prior"] is None
+    valf_ = resolve_parameters(loss="VALF", gamma=5)
+    assert valf_["gamma"] == 5 and valf_["alpha"] is None and valf_["cb_beta"] is None
+    assert resolve_parameters(loss="FL", alpha=0.5)["alpha"] == 0.5
+    # So a grid over gamma does not make distinct CCE runs.
+    assert run_id(resolve_parameters(loss="CCE", gamma=0)) == run_id(resolve_parameters(
+        loss="CCE", gamma=5))
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"fold": 1}, r"`fold` applies only to split='cv'"),
+    ({"split": "cv", "fold": 5}, r"`fold` must be below `n_folds` \(5\)"),
+    ({"weights": "imagenet"}, r"'SmallCNN' has no pretrained weights"),
+    ({"dataset": "lunghist700", "synthetic": {"difficulty": 0.2}},
+     r"`synthetic` .* must be null when `dataset` is 'lunghist700'"),
+    ({"loss": "FL", "alpha": [1, 2]}, r"`alpha` must list one value per class"),
+])
+def test_contradicting_parameters_are_rejected(given, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve_parameters(given)
+
+
+def test_run_id_depends_on_what_defines_the_run_only():
+    base = resolve_parameters(loss="VALF", seed=1)
+    assert run_id(base).startswith("VALF-SmallCNN-20x-seed1-")
+    moved = resolve_parameters(base, runs_root="elsewhere", study="other", cache_dir="/tmp/c")
+    assert run_id(moved) == run_id(base)
+    for change in ({"seed": 2}, {"rate": 1.0}, {"magnification": "40x"},
+                   {"synthetic": {"difficulty": 0.5}}, {"learning_rate": 1e-5}):
+        assert run_id(resolve_parameters(base, **change)) != run_id(base), change
+
+
+def _parameters_cell():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    return notebook, tagged[0]
+
+
+def test_notebook_parameters_cell_is_literal_and_complete():
+    notebook, cell = _parameters_cell()
+    tree = ast.parse(cell.source)
+    values = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1, ast.dump(node)
+        values[node.targets[0].id] = ast.literal_eval(node.value)  # raises unless literal
+    assert list(values) == list(parameters.PARAMETERS)
+    resolve_parameters(values)
+    assert notebook.metadata.kernelspec.name == "valf"
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+def test_notebook_rejects_names_that_are_not_parameters():
+    before = {"valf", "In", "Out"}
+    namespace = {"valf": None, "In": [], "Out": {}, "_i3": "", "loss": "CCE", "lossx": "FL"}
+    with pytest.raises(ParameterError, match="`lossx`"):
+        parameters.from_namespace(namespace, before)
+    del namespace["lossx"]
+    assert parameters.from_namespace(namespace, before)["loss"] == "CCE"
