@@ -1,0 +1,150 @@
+"""Study files: checked whole before any run, expanded to unique runs, selections made from
+finished runs; the project's own study files load."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from valf import rundir
+from valf.study import StudyError, find_study_file, load_study
+
+STUDIES = Path(__file__).resolve().parents[1] / "studies"
+
+BASE = {
+    "name": "demo",
+    "data": {"dataset": "synthetic", "root": "data/demo"},
+    "defaults": {"epochs": 2},
+    "experiments": {"main": {"grid": {"loss": ["CCE", "VALF"], "seed": [0, 1]}}},
+}
+
+
+def write(tmp_path, spec, name="demo.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def test_expansion_is_the_grid_with_shared_runs_trained_once(tmp_path):
+    spec = dict(BASE, experiments={
+        "main": {"grid": {"loss": ["CCE", "VALF"], "seed": [0, 1]}},
+        "seeds": {"fixed": {"loss": "VALF"}, "grid": {"seed": [1, 2]}},
+        "gamma": {"fixed": {"loss": "CCE", "seed": 0}, "grid": {"gamma": [0, 2]}},
+    })
+    study = load_study(write(tmp_path, spec), runs_root=tmp_path / "runs")
+    runs, waiting = study.expand()
+    assert not waiting
+    # 4 + 2 + 2 runs described; VALF seed 1 is shared, and CCE ignores gamma, so both gamma
+    # runs are the main experiment's CCE seed 0.
+    assert len(runs) == 5
+    by_id = {r.run_id: r for r in runs}
+    shared = [r for r in runs if r.params["loss"] == "VALF" and r.params["seed"] == 1]
+    assert shared[0].experiments == ["main", "seeds"]
+    cce0 = [r for r in runs if r.params["loss"] == "CCE" and r.params["seed"] == 0][0]
+    assert cce0.experiments == ["main", "gamma"]
+    assert all(r.params["study"] == "demo" and r.params["epochs"] == 2 for r in runs)
+    assert all(r.run_dir == tmp_path / "runs" / "demo" / r.run_id for r in by_id.values())
+    assert {r.status for r in runs} == {"pending"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"defaults": {"lerning_rate": 1e-4}}, r"demo.yaml: defaults: Unknown parameter "
+                                           r"`lerning_rate` \(did you mean `learning_rate`\?\)"),
+    ({"experiments": {"main": {"grid": {"loss": ["CCE", "Focal"]}}}},
+     r"experiments > main > grid: Parameter `loss` must be one of \['CCE'"),
+    ({"experiments": {"main": {"grid": {"loss": "CCE"}}}}, r"must be a non-empty list"),
+    ({"experiments": {"main": {"grids": {}}}}, r"unknown key\(s\) \['grids'\]"),
+    ({"experiment": {}}, r"unknown key\(s\) \['experiment'\]"),
+    ({"defaults": {"data_root": "x"}}, r"\['data_root'\] are set by the `data` block"),
+    ({"data": {"dataset": "imagenet", "root": "x"}}, r"data: Parameter `dataset` must be one of"),
+    ({"experiments": {"main": {"fixed": {"fold": 1}}}}, r"\(\): Parameter `fold` applies only"),
+    ({"experiments": {"main": {"select": {"alpha": {"experiment": "nope",
+                                                    "metric": "val_f1"}}}}},
+     r"no experiment 'nope' in this study"),
+    ({"experiments": {"main": {"select": {"alpha": {"experiment": "main",
+                                                    "metric": "val_loss"}}}}},
+     r"metric must be one of \['val_accuracy'"),
+    ({"experiments": {
+        "a": {"fixed": {"loss": "FL"}, "grid": {"alpha": [0.25, 0.5]},
+              "select": {"gamma": {"experiment": "b", "metric": "val_f1"}}},
+        "b": {"fixed": {"loss": "FL"}, "grid": {"gamma": [1, 2]},
+              "select": {"alpha": {"experiment": "a", "metric": "val_f1"}}}}},
+     r"in a circle \(a -> b -> a\)"),
+])
+def test_a_malformed_study_is_rejected_naming_file_and_place(tmp_path, change, message):
+    spec = {**BASE, **change}
+    with pytest.raises(StudyError, match=message):
+        load_study(write(tmp_path, spec))
+
+
+def test_not_yaml_and_missing_files(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(StudyError, match="bad.yaml is not valid YAML"):
+        load_study(bad)
+    with pytest.raises(StudyError, match=r"No study 'nothing'.*Known studies: \["):
+        find_study_file("nothing", tmp_path)
+
+
+def _finish(run, **metrics):
+    run.run_dir.mkdir(parents=True)
+    (run.run_dir / "metrics.json").write_text(json.dumps(metrics))
+    rundir.mark_done(run.run_dir)
+
+
+def test_a_selected_parameter_waits_for_its_source_then_takes_the_best_mean(tmp_path):
+    spec = dict(BASE, experiments={
+        "lr": {"fixed": {"loss": "CCE"},
+               "grid": {"backbone": ["SmallCNN", "MobileNetV3Small"],
+                        "learning_rate": ["1e-3", "1e-4"], "seed": [0, 1]}},
+        "main": {"fixed": {"loss": "VALF"}, "grid": {"backbone": ["SmallCNN", "MobileNetV3Small"]},
+                 "select": {"learning_rate": {"experiment": "lr", "metric": "val_accuracy",
+                                              "by": ["backbone"]}}},
+    })
+    study = load_study(write(tmp_path, spec), runs_root=tmp_path / "runs")
+    runs, waiting = study.expand()
+    assert len(runs) == 8 and [w.experiment for w in waiting] == ["main"]
+    assert "has 0 of 8 runs done" in waiting[0].reason
+    # SmallCNN: 1e-3 mean 0.7, 1e-4 mean 0.8 -> 1e-4. MobileNet: a tie at 0.5 -> the first listed.
+    scores = {("SmallCNN", 1e-3): [0.6, 0.8], ("SmallCNN", 1e-4): [0.9, 0.7],
+              ("MobileNetV3Small", 1e-3): [0.5, 0.5], ("MobileNetV3Small", 1e-4): [0.4, 0.6]}
+    for run in runs:
+        key = (run.params["backbone"], run.params["learning_rate"])
+        _finish(run, val_accuracy=scores[key][run.params["seed"]])
+    runs, waiting = study.expand()
+    assert not waiting
+    main = {r.params["backbone"]: r.params["learning_rate"] for r in runs
+            if r.experiments == ["main"]}
+    assert main == {"SmallCNN": 1e-4, "MobileNetV3Small": 1e-3}
+    table = study.selections()["main"]["learning_rate"]["table"]
+    chosen = {(row["backbone"], row["learning_rate"]): row["chosen"] for row in table}
+    assert chosen[("SmallCNN", 1e-4)] and not chosen[("SmallCNN", 1e-3)]
+    assert [row["mean_val_accuracy"] for row in table if row["backbone"] == "SmallCNN"] == \
+        pytest.approx([0.7, 0.8])
+
+
+def test_selecting_from_another_study_names_the_command_to_run(tmp_path):
+    source = dict(BASE, name="source", experiments={
+        "main": {"grid": {"learning_rate": [1e-3, 1e-4]}}})
+    write(tmp_path, source, "source.yaml")
+    target = dict(BASE, experiments={"main": {"select": {"learning_rate": {
+        "study": "source", "experiment": "main", "metric": "val_f1"}}}})
+    study = load_study(write(tmp_path, target), runs_root=tmp_path / "runs")
+    runs, waiting = study.expand()
+    assert runs == [] and "run `valf sweep" in waiting[0].reason
+    assert "source.yaml" in waiting[0].reason
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_project_studies_load(path, tmp_path):
+    study = load_study(path, runs_root=tmp_path)
+    runs, waiting = study.expand()
+    assert runs or waiting
+    assert study.name == path.stem
+
+
+def test_the_quick_study_is_every_loss_at_both_magnifications_with_three_seeds(tmp_path):
+    runs, waiting = load_study(STUDIES / "quick.yaml", runs_root=tmp_path).expand()
+    assert not waiting and len(runs) == 8 * 2 * 3
+    assert {r.params["dataset"] for r in runs} == {"synthetic"}
