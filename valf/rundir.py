@@ -5,7 +5,8 @@ Files (written by :func:`valf.train.train`; the executed notebook by the sweep):
 =====================  =========================================================
 ``params.yaml``        the resolved parameters
 ``status.json``        ``running``, ``ok`` or ``failed`` (with the traceback)
-``history.csv``        one row per epoch (Keras' CSVLogger; deduplicated at the end)
+``history.csv``        one row per epoch, from 1 (Keras' CSVLogger writes ``backup/history_log.csv``
+                       while training; this is its deduplicated copy)
 ``class_weights.csv``  weighted losses: the weights, per epoch for DWFL/VALF
 ``metrics.json``       test and validation metrics, training summary
 ``predictions.csv``    each val/test image: true class, probabilities, prediction

@@ -276,9 +276,14 @@ def _run(params, run_dir, progress):
     backup_dir = run_dir / "backup"
     state = read_training_state(backup_dir)
     first_epoch = int(state["epoch"]) if state else 0
+    # CSVLogger's own file (epochs from 0, appended across resumptions) lives with the
+    # resumable state; history.csv is derived from it.
+    history_log = backup_dir / "history_log.csv"
     history_path = run_dir / "history.csv"
-    if state is None:
-        history_path.unlink(missing_ok=True)  # a fresh start: no rows of an earlier attempt
+    if state is None:  # a fresh start: no rows of an earlier attempt
+        history_log.unlink(missing_ok=True)
+        history_path.unlink(missing_ok=True)
+    backup_dir.mkdir(parents=True, exist_ok=True)
     data, out_size = _datasets(params, frames, first_epoch)
 
     model = build_model(params["backbone"], len(CLASS_NAMES), (*out_size, 3), params["weights"])
@@ -309,7 +314,7 @@ def _run(params, run_dir, progress):
         *([reweighting] if reweighting is not None else []),
         keras.callbacks.TerminateOnNaN(),
         checkpoint, early_stopping, reduce_lr,
-        keras.callbacks.CSVLogger(str(history_path), append=True),
+        keras.callbacks.CSVLogger(str(history_log), append=True),
         EpochLog(params["epochs"], first_epoch, progress),
         backup,  # last: restores after the others reset, saves after they updated
     ]
@@ -323,7 +328,7 @@ def _run(params, run_dir, progress):
         backup.on_train_begin()
     fit_seconds = time.perf_counter() - fit_started
 
-    history = _tidy_history(history_path)
+    history = _tidy_history(history_log, history_path)
     epochs_run = len(history)
     nan_stop = bool(len(history) and not np.isfinite(history["loss"].iloc[-1]))
     if best_path.is_file():
@@ -367,13 +372,14 @@ def _run(params, run_dir, progress):
     return summary
 
 
-def _tidy_history(path):
-    """history.csv without the rows an interrupted epoch may have written twice."""
-    if not path.is_file():
+def _tidy_history(log_path, path):
+    """Write history.csv from CSVLogger's file: epochs from 1, without the rows an
+    interrupted epoch may have written twice."""
+    if not log_path.is_file():
         return pd.DataFrame({"epoch": [], "loss": [], "val_loss": []})
-    history = pd.read_csv(path)
+    history = pd.read_csv(log_path)
     history = history.drop_duplicates("epoch", keep="last").sort_values("epoch")
-    history["epoch"] = history["epoch"].astype(int) + 1  # epochs counted from 1
+    history["epoch"] = history["epoch"].astype(int) + 1
     rundir.write_atomic(path, history.to_csv(index=False))
     return history.reset_index(drop=True)
 
