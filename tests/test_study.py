@@ -148,3 +148,15 @@ def test_the_quick_study_is_every_loss_at_both_magnifications_with_three_seeds(t
     runs, waiting = load_study(STUDIES / "quick.yaml", runs_root=tmp_path).expand()
     assert not waiting and len(runs) == 8 * 2 * 3
     assert {r.params["dataset"] for r in runs} == {"synthetic"}
+
+
+def test_the_command_line_rejects_a_typo_before_any_run(tmp_path, capsys):
+    from valf.cli import main
+
+    spec = {**BASE, "defaults": {"epoch": 3}}
+    code = main(["sweep", str(write(tmp_path, spec)), "--runs-root", str(tmp_path / "runs")])
+    error = capsys.readouterr().err
+    assert code == 2 and "Unknown parameter `epoch` (did you mean `epochs`?)" in error
+    assert "Traceback" not in error and not (tmp_path / "runs").exists()
+    assert main(["sweep", "no-such-study", "--dry-run"]) == 2
+    assert "No study 'no-such-study'" in capsys.readouterr().err

@@ -3,6 +3,10 @@
     valf data download lunghist700 --dest DIR [--archive FILE] [--url URL]
     valf data make-synthetic --dest DIR [--seed S] [--scale X] [--difficulty D]
                              [--image-size H W]
+    valf sweep STUDY [--dry-run] [--workers N | --scheduler ADDRESS] [--runs-per-gpu K]
+                     [--experiment NAME ...] [--run RUN_ID ...] [--force] [--timeout S]
+    valf results STUDY [--runs-root DIR] [--out DIR]
+    valf install-kernel [--name valf] [--user]
 
 Errors in the input (a bad argument, a broken release, no network) end with a
 one-paragraph message on stderr and exit status 2, not a traceback.
@@ -43,6 +47,35 @@ def _make_synthetic(args):
     print(f"Generated data set (LungHist700 layout) written to {root}")
 
 
+def _sweep(args):
+    from valf.sweep import sweep
+
+    summary = sweep(args.study, args.runs_root, workers=args.workers, scheduler=args.scheduler,
+                    runs_per_gpu=args.runs_per_gpu, threads=args.threads, timeout=args.timeout,
+                    dry_run=args.dry_run, kernel=args.kernel, notebook=args.notebook,
+                    experiments=args.experiment, run_ids=args.run, force=args.force,
+                    progress=not args.quiet)
+    return summary.exit_code
+
+
+def _results(args):
+    from valf.results import write_results
+
+    paths = write_results(args.study, args.runs_root, args.out)
+    for path in paths:
+        print(path)
+
+
+def _install_kernel(args):
+    from ipykernel.kernelspec import install
+
+    # The kernel carries the environment every run needs: quiet TensorFlow, no update check.
+    path = install(kernel_name=args.name, display_name=f"Python ({args.name})", user=args.user,
+                   prefix=None if args.user else sys.prefix,
+                   env={"TF_CPP_MIN_LOG_LEVEL": "2", "NO_ALBUMENTATIONS_UPDATE": "1"})
+    print(f"Jupyter kernel {args.name!r} installed in {path}")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="valf", description="The VALF study's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -74,17 +107,54 @@ def build_parser():
                            metavar=("HEIGHT", "WIDTH"))
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic.set_defaults(handler=_make_synthetic)
+
+    sweep = commands.add_parser(
+        "sweep", help="run every incomplete run of a study",
+        description="Run a study file's runs through papermill on a Dask cluster, skipping "
+                    "complete runs; failures are recorded and the sweep goes on (exit status 1 "
+                    "if any failed).")
+    sweep.add_argument("study", help="study file, or a name from studies/ (e.g. quick)")
+    sweep.add_argument("--dry-run", action="store_true", help="list the runs; run nothing")
+    sweep.add_argument("--runs-root", default="runs", help="folder of run directories")
+    sweep.add_argument("--workers", type=int, help="local Dask workers (default: one per GPU "
+                       "times --runs-per-gpu, or one per two CPU cores)")
+    sweep.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
+    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing one GPU")
+    sweep.add_argument("--threads", type=int, help="CPU threads per run")
+    sweep.add_argument("--timeout", type=float, help="seconds one notebook cell may take")
+    sweep.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
+    sweep.add_argument("--run", action="append", help="only this run id (repeatable)")
+    sweep.add_argument("--force", action="store_true", help="redo the chosen runs from scratch")
+    sweep.add_argument("--kernel", default="valf", help="Jupyter kernel of the runs")
+    sweep.add_argument("--notebook", default="notebooks/train.ipynb")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.set_defaults(handler=_sweep)
+
+    results = commands.add_parser(
+        "results", help="collect a study's runs into tidy tables",
+        description="One row per run (parameters, metrics, status) as CSV and Parquet, plus "
+                    "per-epoch and per-image tables, under results/<study>/.")
+    results.add_argument("study", help="study file, or a name from studies/")
+    results.add_argument("--runs-root", default="runs")
+    results.add_argument("--out", default="results", help="folder for results/<study>/")
+    results.set_defaults(handler=_results)
+
+    kernel = commands.add_parser("install-kernel", help="register this environment's Jupyter "
+                                 "kernel (used by papermill and JupyterLab)")
+    kernel.add_argument("--name", default="valf")
+    kernel.add_argument("--user", action="store_true", help="in your user folder, not the "
+                        "environment's")
+    kernel.set_defaults(handler=_install_kernel)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        args.handler(args)
+        return args.handler(args) or 0
     except (ValueError, OSError) as error:
         print(f"valf: error: {error}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

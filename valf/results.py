@@ -1,0 +1,135 @@
+"""A study's run directories as tidy tables, the only input of the book's analysis pages.
+
+:func:`collect` reads every run a study file plans (complete or not) and
+returns pandas tables; :func:`write_results` writes them to
+``results/<study>/`` as Parquet (and the run table also as CSV):
+
+=======================  ================================================================
+``runs``                 one row per run: ``run_id``, ``experiments`` (``;``-joined),
+                         ``status``, every parameter, every metric, timing, versions
+``history``              one row per run and epoch (history.csv)
+``class_weights``        one row per run and epoch of the weighted losses
+``predictions``          one row per run and validation/test image
+``selections.json``      the parameters chosen from other runs (learning rate, alpha)
+=======================  ================================================================
+
+Parameter values that are lists or mappings (a per-class alpha, the generator
+settings) are stored as JSON text, so every column has one type.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from valf import rundir
+from valf.study import find_study_file, load_study
+
+__all__ = ["collect", "experiment_runs", "load_results", "write_results"]
+
+_TABLES = ("runs", "history", "class_weights", "predictions")
+
+
+def _flat(value):
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def _run_row(run):
+    row = {"run_id": run.run_id, "experiments": ";".join(run.experiments),
+           "status": run.status}
+    row.update({name: _flat(value) for name, value in run.params.items()})
+    status = rundir.read_status(run.run_dir)
+    row["error"] = status.get("error")
+    row["wall_seconds"] = status.get("wall_seconds")
+    metrics_path = run.run_dir / "metrics.json"
+    if row["status"] == "done" and metrics_path.is_file():
+        row.update(json.loads(metrics_path.read_text()))
+    environment_path = run.run_dir / "environment.json"
+    if environment_path.is_file():
+        environment = json.loads(environment_path.read_text())
+        row.update({
+            "tensorflow_version": environment["packages"].get("tensorflow"),
+            "keras_version": environment["packages"].get("keras"),
+            "valf_git_commit": environment.get("git_commit"),
+            "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
+        })
+    row["run_dir"] = str(run.run_dir)
+    return row
+
+
+def _per_run(runs, filename, **read_kwargs):
+    frames = []
+    for run in runs:
+        path = run.run_dir / filename
+        if run.status == "done" and path.is_file():
+            frame = pd.read_csv(path, **read_kwargs)
+            frame.insert(0, "run_id", run.run_id)
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"run_id": []})
+
+
+def collect(study_file, runs_root="runs"):
+    """The tables of a study (see the module's docstring) as a dict of DataFrames.
+
+    Runs still waiting for a selection are not planned yet and have no row.
+    """
+    study = load_study(find_study_file(study_file), runs_root)
+    runs, _ = study.expand()
+    table = pd.DataFrame([_run_row(run) for run in runs])
+    return {
+        "runs": table,
+        "history": _per_run(runs, "history.csv"),
+        "class_weights": _per_run(runs, "class_weights.csv"),
+        "predictions": _per_run(runs, "predictions.csv"),
+        "selections": {experiment: {parameter: {k: v for k, v in made.items() if k != "chosen"}
+                                    for parameter, made in chosen.items()}
+                       for experiment, chosen in study.selections().items()},
+        "study": study,
+    }
+
+
+def write_results(study_file, runs_root="runs", out="results"):
+    """Write ``results/<study>/`` and return the paths written."""
+    tables = collect(study_file, runs_root)
+    folder = Path(out) / tables["study"].name
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in _TABLES:
+        frame = tables[name]
+        path = folder / f"{name}.parquet"
+        temporary = folder / f".{name}.parquet.tmp"
+        frame.to_parquet(temporary, index=False)
+        temporary.replace(path)
+        paths.append(path)
+    paths.append(rundir.write_atomic(folder / "runs.csv", tables["runs"].to_csv(index=False)))
+    paths.append(rundir.write_json(folder / "selections.json", tables["selections"]))
+    return paths
+
+
+def load_results(study_name, out="results"):
+    """The tables :func:`write_results` wrote, as a dict of DataFrames (+ ``selections``)."""
+    folder = Path(out) / study_name
+    if not (folder / "runs.parquet").is_file():
+        raise FileNotFoundError(
+            f"No results for study {study_name!r} in {folder}. Run `valf sweep {study_name}` "
+            f"and `valf results {study_name}` first.")
+    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
+    tables["selections"] = json.loads((folder / "selections.json").read_text())
+    return tables
+
+
+def experiment_runs(runs, experiment):
+    """The rows of ``runs`` that belong to ``experiment``.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"run_id": ["a", "b"], "experiments": ["main;gamma", "gamma"]})
+    >>> experiment_runs(runs, "main")["run_id"].tolist()
+    ['a']
+    """
+    member = runs["experiments"].fillna("").str.split(";").apply(lambda names: experiment in names)
+    return runs[member]
