@@ -160,3 +160,40 @@ def test_the_command_line_rejects_a_typo_before_any_run(tmp_path, capsys):
     assert "Traceback" not in error and not (tmp_path / "runs").exists()
     assert main(["sweep", "no-such-study", "--dry-run"]) == 2
     assert "No study 'no-such-study'" in capsys.readouterr().err
+
+
+def test_a_study_extends_the_data_and_defaults_of_another(tmp_path):
+    write(tmp_path, BASE)
+    child = {"name": "child", "extends": "demo", "defaults": {"warmup_epochs": 1},
+             "experiments": {"warmup": {"fixed": {"loss": "VALF"},
+                                        "grid": {"warmup_epochs": [0, 3]}}}}
+    study = load_study(write(tmp_path, child, "child.yaml"))
+    assert study.data["root"] == "data/demo"
+    assert study.defaults == {"epochs": 2, "warmup_epochs": 1}
+    assert list(study.experiments) == ["warmup"]  # experiments are not inherited
+    runs, _ = study.expand()
+    assert [r.params["warmup_epochs"] for r in runs] == [0, 3]
+    assert all(r.params["epochs"] == 2 for r in runs)
+    write(tmp_path, {**BASE, "extends": "child"})
+    with pytest.raises(StudyError, match=r"in a circle \(child -> demo -> child\)"):
+        load_study(tmp_path / "child.yaml")
+
+
+def test_the_paper_takes_each_backbone_s_learning_rate_from_lr_selection(tmp_path):
+    lr_runs, _ = load_study(STUDIES / "lr-selection.yaml", runs_root=tmp_path).expand()
+    paper = load_study(STUDIES / "paper.yaml", runs_root=tmp_path)
+    runs, waiting = paper.expand()
+    assert not runs and "lr-selection/lr, which has 0 of 100 runs done" in waiting[0].reason
+    best = {"ResNet50": 1e-5}  # every other backbone: 1e-4
+    for run in lr_runs:
+        chosen = best.get(run.params["backbone"], 1e-4)
+        rundir.write_json(run.run_dir / "metrics.json",
+                          {"val_accuracy": 0.9 if run.params["learning_rate"] == chosen else 0.5})
+        rundir.mark_done(run.run_dir)
+    runs, waiting = paper.expand()
+    assert not waiting and len(runs) == 5 * 5 * 2 * 3
+    assert {(r.params["backbone"], r.params["learning_rate"]) for r in runs} == {
+        (b, best.get(b, 1e-4)) for b in ("ResNet50", "EfficientNetV2B3", "DenseNet121",
+                                         "InceptionV3", "ConvNeXtTiny")}
+    assert all(r.params["weights"] == "imagenet" and r.params["image_scale"] == 0.25
+               for r in runs)

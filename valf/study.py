@@ -36,6 +36,10 @@ The source experiment may belong to the same study (the sweep runs it first)
 or to another (which must be complete). Ties go to the value listed first in
 the source grid.
 
+A study may take the ``data`` and ``defaults`` of another with ``extends:
+<name>`` (its own defaults win; experiments are never inherited), so the
+ablations run in the setting of the study they ablate.
+
 A run's identity is its resolved parameters (:func:`valf.parameters.run_id`),
 so a run shared by two experiments is trained once.
 """
@@ -55,7 +59,8 @@ from valf.parameters import (PARAMETERS, ParameterError, check_parameter, resolv
 
 __all__ = ["PlannedRun", "Study", "StudyError", "find_study_file", "load_study"]
 
-_TOP_KEYS = {"name", "title", "description", "data", "defaults", "experiments", "book"}
+_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments",
+             "book"}
 _EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
 _DATA_KEYS = {"dataset", "root", "synthetic"}
 _SELECT_KEYS = {"study", "experiment", "metric", "by"}
@@ -123,9 +128,32 @@ def load_study(path, runs_root="runs"):
         raise StudyError(f"No study file {path}.") from None
     except yaml.YAMLError as error:
         raise StudyError(f"{path} is not valid YAML: {error}") from None
+    spec = _extended(path, spec, ())
     study = Study(path, spec, runs_root)
     study.check()
     return study
+
+
+def _extended(path, spec, seen):
+    """``spec`` with the data and defaults of the study it extends (recursively)."""
+    if not isinstance(spec, dict) or spec.get("extends") is None:
+        return spec
+    name, chain = str(spec["extends"]), (*seen, str(spec.get("name")))
+    if name in chain:
+        raise StudyError(f"{_where(path, 'extends')}: studies extend each other in a circle "
+                         f"({' -> '.join([*chain, name])}).")
+    base_path = find_study_file(name, path.parent)
+    try:
+        base = yaml.safe_load(base_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise StudyError(f"{base_path} is not valid YAML: {error}") from None
+    base = _extended(base_path, base, chain)
+    if not isinstance(base, dict):
+        raise StudyError(f"{base_path} (extended by {path}) must hold a mapping.")
+    merged = {key: value for key, value in spec.items() if key != "extends"}
+    merged.setdefault("data", base.get("data"))
+    merged["defaults"] = {**(base.get("defaults") or {}), **(spec.get("defaults") or {})}
+    return merged
 
 
 def _where(path, *keys):
@@ -150,7 +178,9 @@ class Study:
         self.runs_root = Path(runs_root)
         if not isinstance(spec, dict):
             raise StudyError(f"{self.path} must hold a mapping with keys {sorted(_TOP_KEYS)}.")
-        self._check_keys(spec, _TOP_KEYS, ())
+        # Top-level keys starting with "x-" hold YAML anchors for reuse (as in Docker Compose).
+        self._check_keys({k: v for k, v in spec.items() if not str(k).startswith("x-")},
+                         _TOP_KEYS, ())
         for key in ("name", "data", "experiments"):
             if key not in spec:
                 raise StudyError(f"{_where(self.path)} lacks the key `{key}`.")
