@@ -4,7 +4,7 @@
 complete (``DONE``), and executes the others, each as one papermill execution
 of ``notebooks/train.ipynb`` in its own kernel process. The executions are
 Dask tasks: on a :class:`~dask.distributed.LocalCluster` by default (one
-worker per GPU, times ``runs_per_gpu``; or ``workers`` on a CPU), or on an
+worker per GPU, times ``runs_per_gpu``; on a CPU one per core), or on an
 existing scheduler given by address, so one command scales from a laptop to a
 cluster whose workers share the file system.
 
@@ -76,11 +76,16 @@ def gpu_count():
 
 
 def default_workers(runs_per_gpu=1):
-    """One worker per GPU times ``runs_per_gpu``; on a CPU, one worker per two cores."""
+    """One worker per GPU times ``runs_per_gpu``; on a CPU, one single-threaded worker per core.
+
+    Small runs use a core better one per core than several threads on one run: start-up,
+    evaluation and the Python of each step are serial (benchmarks/sweep_overhead.py measures
+    both on the quick study).
+    """
     gpus = gpu_count()
     if gpus:
         return gpus * runs_per_gpu
-    return max(1, (os.cpu_count() or 1) // 2)
+    return max(1, os.cpu_count() or 1)
 
 
 def _worker_environment(run_id, threads, gpu):
