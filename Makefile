@@ -11,14 +11,36 @@ KERNEL := valf
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: study test env clean-env
+.PHONY: study book test env clean-env
+
+# The studies `make study` runs; e.g. `make study STUDY=paper ABLATIONS=ablations` on a GPU
+# machine with LungHist700 (after `valf sweep lr-selection`). SWEEP_ARGS go to every sweep.
+STUDY      ?= quick
+ABLATIONS  ?= quick-ablations
+SWEEP_ARGS ?=
+
+MATHJAX := book/_static/mathjax/tex-chtml.js
 
 study: $(STAMP)
-	@echo "make study: the study itself (data, training runs, book) is not built yet."
-	@echo "The library is ready: see README.md for the losses and callbacks."
-	@exit 2
+	$(BIN)/valf sweep $(STUDY) $(SWEEP_ARGS)
+	$(BIN)/valf sweep $(ABLATIONS) $(SWEEP_ARGS)
+	$(MAKE) --no-print-directory book
 
-test: $(STAMP)
+# The book of whatever is complete; rebuilds only pages whose inputs changed.
+book: $(STAMP) $(MATHJAX)
+	$(BIN)/valf book --study $(STUDY) --ablations $(ABLATIONS)
+	@echo "Open _build/html/index.html"
+
+# MathJax served with the book, so equations render offline (npm registry).
+$(MATHJAX):
+	@command -v npm >/dev/null || { echo "make book needs npm (Node.js) to fetch MathJax; install it, or copy MathJax 3's es5 folder to book/_static/mathjax"; exit 2; }
+	rm -rf .cache/mathjax && mkdir -p .cache/mathjax book/_static/mathjax/output/chtml/fonts book/_static/mathjax/input/tex
+	cd .cache/mathjax && npm install --silent --no-audit --no-fund --no-save mathjax@3.2.2
+	cp .cache/mathjax/node_modules/mathjax/es5/tex-chtml.js book/_static/mathjax/
+	cp -r .cache/mathjax/node_modules/mathjax/es5/output/chtml/fonts/woff-v2 book/_static/mathjax/output/chtml/fonts/
+	cp -r .cache/mathjax/node_modules/mathjax/es5/input/tex/extensions book/_static/mathjax/input/tex/
+
+test: $(STAMP) $(MATHJAX)
 	$(BIN)/python -m pytest
 
 env: $(STAMP)

@@ -6,6 +6,7 @@
     valf sweep STUDY [--dry-run] [--workers N | --scheduler ADDRESS] [--runs-per-gpu K]
                      [--experiment NAME ...] [--run RUN_ID ...] [--force] [--timeout S]
     valf results STUDY [--runs-root DIR] [--out DIR]
+    valf book [--study NAME] [--ablations NAME]
     valf install-kernel [--name valf] [--user]
 
 Errors in the input (a bad argument, a broken release, no network) end with a
@@ -64,6 +65,12 @@ def _results(args):
     paths = write_results(args.study, args.runs_root, args.out)
     for path in paths:
         print(path)
+
+
+def _book(args):
+    from valf.book import build
+
+    build(study=args.study, ablations=args.ablations)
 
 
 def _install_kernel(args):
@@ -138,6 +145,15 @@ def build_parser():
     results.add_argument("--runs-root", default="runs")
     results.add_argument("--out", default="results", help="folder for results/<study>/")
     results.set_defaults(handler=_results)
+
+    book = commands.add_parser(
+        "book", help="collect the results and build the book",
+        description="Write the results tables of the studies the book shows (book/study.yml, "
+                    "or the options), render the runs' executed notebooks, and build the "
+                    "Jupyter Book with -W into _build/html.")
+    book.add_argument("--study", help="main study shown (default: book/study.yml)")
+    book.add_argument("--ablations", help="ablation study shown (default: book/study.yml)")
+    book.set_defaults(handler=_book)
 
     kernel = commands.add_parser("install-kernel", help="register this environment's Jupyter "
                                  "kernel (used by papermill and JupyterLab)")

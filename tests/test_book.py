@@ -1,0 +1,77 @@
+"""The book builds with -W from a tiny finished study, and every chapter holds its tables and
+figures; a page on generated data says so and does not compare with the paper."""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def images(page):
+    return re.findall(r"<img[^>]+src=\"([^\"]+)\"", page)
+
+
+def test_every_chapter_is_built_without_errors(book_html):
+    html, pages = book_html
+    assert (html / "index.html").is_file()
+    for name, page in pages.items():
+        assert "Traceback" not in page and "output traceback" not in page, name
+
+
+def test_figures_are_on_the_pages_that_need_them(book_html):
+    html, pages = book_html
+    expected = {"method": 2, "data": 2, "errors": 1, "weights": 2, "ablations": 3}
+    for name, count in expected.items():
+        sources = images(pages[name])
+        assert len(sources) >= count, name
+        for source in sources:
+            assert source.startswith("data:") or (html / "book" / source).resolve().is_file()
+
+
+def test_the_results_page(book_html):
+    _, pages = book_html
+    results = pages["results"]
+    assert "generated stand-in data set" in results and "not</strong> a reproduction" in results
+    assert "are <strong>not</strong> compared with these" in results  # the paper's table apart
+    table = results[results.index("Table 2, as the study measured it"):]
+    for loss in ("CCE", "CB", "DWFL", "VALF"):
+        assert re.search(rf"<th[^>]*>{loss}</th>", table), loss
+    assert re.search(r"VALF has the best mean macro-F1 in \d of 1 settings", results)
+    assert "font-weight: bold" in results
+
+
+def test_math_and_glue_are_rendered(book_html):
+    html, pages = book_html
+    assert "mathjax/tex-chtml.js" in pages["method"] and r"\log p_t" in pages["method"]
+    data = pages["data"]
+    assert re.search(r"holds <span[^>]*>691</span> H&amp;E images", data) or \
+        re.search(r"holds 691 H&amp;E images", data)
+
+
+def test_the_reproducibility_page_lists_every_run(book_html):
+    html, pages = book_html
+    page = pages["reproducibility"]
+    for study, count in (("tiny-main", 8), ("tiny-ablations", 2 + 4 + 1)):
+        assert len(re.findall(rf"<td>{study}</td>", page)) == count
+    # These runs were trained without papermill: no executed notebook, so no link.
+    assert 'href="../runs/' not in page
+    assert "tensorflow" in page and "keras" in page and "nb-exec-table" not in page
+
+
+def test_executed_notebooks_are_rendered_for_the_runs_table(tmp_path):
+    import nbformat
+    import pandas as pd
+
+    from valf.book import render_run_notebooks
+
+    run_dir = tmp_path / "runs" / "demo-run"
+    run_dir.mkdir(parents=True)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "1 + 1", outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"},
+                                                 execution_count=1)])])
+    nbformat.write(notebook, run_dir / "train.ipynb")
+    runs = pd.DataFrame({"run_dir": [str(run_dir), str(tmp_path / "runs" / "never-ran")]})
+    assert render_run_notebooks(runs, tmp_path / "html") == 1
+    assert "1 + 1" in (tmp_path / "html" / "demo-run.html").read_text()
+    assert render_run_notebooks(runs, tmp_path / "html") == 0  # up to date: not redone

@@ -1,0 +1,110 @@
+"""The built book in a real browser (headless Chromium through Selenium): pages load, no image is
+broken, the equations are typeset by the local MathJax, the results table has a row per backbone
+and loss; a screenshot of each page is kept.
+
+Needs Debian's ``chromium`` and ``chromium-driver``. Without them the test is skipped, unless
+``VALF_REQUIRE_BROWSER`` is set (CI sets it, after installing them), when it fails.
+"""
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+if not (CHROMIUM and DRIVER):
+    message = "headless Chromium needs Debian's chromium and chromium-driver packages"
+    if os.environ.get("VALF_REQUIRE_BROWSER"):
+        raise RuntimeError(message + " (VALF_REQUIRE_BROWSER is set)")
+    pytest.skip(message, allow_module_level=True)
+
+PAGES = ("index.html", "book/method.html", "book/results.html", "book/ablations.html")
+
+
+@pytest.fixture(scope="module")
+def site(book_html):
+    html, _ = book_html
+    handler = functools.partial(_QuietHandler, directory=str(html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,1600"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def open_page(browser, url):
+    browser.get(url)
+    # Wait for MathJax to typeset, where the page loads it.
+    browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+            MathJax.startup.promise.then(() => done(true), () => done(false));
+        } else { done(null); }""")
+
+
+BROKEN_IMAGES = """return Array.from(document.images)
+    .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src);"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_load_with_no_broken_image(browser, site, page, tmp_path_factory):
+    open_page(browser, f"{site}/{page}")
+    assert "404" not in browser.title
+    assert browser.execute_script(BROKEN_IMAGES) == []
+    if page != "index.html":
+        assert browser.execute_script("return document.images.length") > 0
+    folder = Path(os.environ.get("VALF_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = folder / (page.replace("/", "-").replace(".html", ".png"))
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_equations_are_typeset_offline(browser, site):
+    open_page(browser, f"{site}/book/method.html")
+    typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length")
+    errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length")
+    assert typeset >= 2 and errors == 0
+    # served by the book itself, not a CDN
+    sources = browser.execute_script(
+        "return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))")
+    assert sources and all(s.startswith(site) for s in sources)
+
+
+def test_the_results_table_has_a_row_per_backbone_and_loss(browser, site, book_html):
+    open_page(browser, f"{site}/book/results.html")
+    rows = browser.execute_script("""
+        const table = Array.from(document.querySelectorAll('table'))
+            .find(t => t.innerText.includes('Precision') && t.innerText.includes('seeds'));
+        return Array.from(table.querySelectorAll('tbody tr')).map(r => r.innerText);""")
+    assert len(rows) == 4  # SmallCNN x (CCE, CB, DWFL, VALF) x 20x
+    for loss in ("CCE", "CB", "DWFL", "VALF"):
+        assert sum(loss in row.split() for row in rows) == 1, loss
