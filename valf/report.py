@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "METRICS", "ablation_table", "compare_with_paper", "mean_ci", "paired_comparison",
-    "per_class_recall", "plot_ablation", "plot_class_counts", "plot_confusions",
+    "per_class_recall", "plot_ablation", "plot_paired", "plot_class_counts", "plot_confusions",
     "plot_loss_curves", "plot_sample_tiles", "plot_update_replay", "plot_weight_trajectories",
     "read_paper_table", "summary_table", "table2", "wins",
 ]
@@ -150,6 +150,22 @@ def paired_comparison(runs, loss="VALF", metric="f1"):
                      "difference": mean, "ci": half, "seeds": len(seeds),
                      "seeds_won": int((difference > 0).sum()), "verdict": verdict})
     return pd.DataFrame(rows)
+
+
+def plot_paired(paired, loss="VALF"):
+    """The paired differences of :func:`paired_comparison` with their intervals, one line per
+    setting; right of zero, ``loss`` is ahead."""
+    figure = Figure(figsize=(6.0, 0.45 * len(paired) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    labels = [f"{r.backbone} · {r.magnification} (vs {r.baseline})"
+              for r in paired.itertuples()]
+    y = np.arange(len(paired))[::-1]
+    halves = np.nan_to_num(paired["ci"].to_numpy(float), nan=0.0)
+    ax.errorbar(paired["difference"], y, xerr=halves, fmt="o", capsize=3)
+    ax.axvline(0, color="0.5", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    ax.set(xlabel=f"macro-F1 of {loss} minus the best other loss (95 % interval over seeds)")
+    return figure
 
 
 def per_class_recall(predictions, runs, keys=("backbone", "magnification", "loss")):
