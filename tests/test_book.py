@@ -82,3 +82,17 @@ def test_executed_notebooks_are_rendered_for_the_runs_table(tmp_path):
     assert render_run_notebooks(runs, tmp_path / "html") == 1
     assert "<pre>2</pre>" in (tmp_path / "html" / "demo-run.html").read_text()
     assert render_run_notebooks(runs, tmp_path / "html") == 0  # up to date: not redone
+
+
+def test_the_page_cache_is_invalidated_by_new_results_only(tmp_path):
+    from valf.book import _fingerprint
+
+    for study in ("a", "b"):
+        (tmp_path / study).mkdir()
+        (tmp_path / study / "runs.csv").write_text("run_id\nx\n")
+    config = {"study": "a", "ablations": "b", "results": str(tmp_path)}
+    first = _fingerprint(config)
+    assert _fingerprint(config) == first
+    (tmp_path / "b" / "runs.csv").write_text("run_id\nx\ny\n")
+    assert _fingerprint(config) != first
+    assert _fingerprint({**config, "study": "b"}) != _fingerprint(config)

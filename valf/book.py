@@ -4,7 +4,8 @@ The pages in ``book/`` call :func:`load` and the functions of :mod:`valf.report`
 (:func:`build`) collects the results tables, renders the executed training notebooks to HTML,
 and runs ``jupyter-book build . -W --keep-going``. Analysis pages are executed through
 Jupyter Book's cache, which keys on a page's code only, so :func:`build` clears the cache when
-the studies shown or their results change, and never otherwise.
+the studies shown, their results or the drawing code (:mod:`valf.report`) change, and never
+otherwise.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def load(which="study", **overrides):
 
 
 def _fingerprint(config):
+    # What the pages read besides their own code: the results, and the code that draws them.
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for module in ("report.py", "book.py", "plots.py"):
+        digest.update((Path(__file__).parent / module).read_bytes())
     for key in ("study", "ablations"):
         folder = ROOT / config["results"] / config[key]
         for path in sorted(folder.glob("*")):
