@@ -57,6 +57,11 @@ class BookStudy:
     data_root: str
 
     @property
+    def data_path(self):
+        """The data root as a path (pages execute in book/; relative roots are the project's)."""
+        return ROOT / self.data_root
+
+    @property
     def synthetic(self):
         return self.dataset != "lunghist700"
 

@@ -57,7 +57,7 @@ def _run_row(run):
             "valf_git_commit": environment.get("git_commit"),
             "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
         })
-    row["run_dir"] = str(run.run_dir)
+    row["run_dir"] = str(run.run_dir.resolve())  # readers (book pages) run elsewhere
     return row
 
 
