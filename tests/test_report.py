@@ -43,6 +43,7 @@ def test_summary_marks_the_best_loss_per_setting_and_ignores_failed_runs():
     summary = report.summary_table(RUNS).set_index(["backbone", "magnification", "loss"])
     assert summary.loc[("A", "20x", "VALF"), "f1_mean"] == pytest.approx(0.863333, abs=1e-6)
     assert summary.loc[("A", "40x", "VALF"), "seeds"] == 3  # the failed copy is not counted
+    assert summary.loc[("A", "40x", "VALF"), "runs"] == 3
     assert summary["best"].groupby(level=[0, 1]).sum().tolist() == [1, 1]
     assert summary.loc[("A", "20x", "VALF"), "best"] and summary.loc[("A", "40x", "CCE"), "best"]
     assert report.wins(summary.reset_index()) == (1, 2)

@@ -56,12 +56,14 @@ def _done(runs):
 
 
 def summary_table(runs, keys=("backbone", "loss", "magnification"), metrics=METRICS):
-    """Mean and CI half-width of each metric over seeds, per ``keys``; ``best`` marks the loss
-    with the highest mean F1 in each (backbone, magnification) setting."""
+    """Mean and CI half-width of each metric over the runs of each ``keys`` group (its seeds,
+    or its folds); ``best`` marks the loss with the highest mean F1 in each (backbone,
+    magnification) setting."""
     rows = []
     for group, part in _done(runs).groupby(list(keys), sort=False, dropna=False):
         row = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         row["seeds"] = int(part["seed"].nunique())
+        row["runs"] = int(len(part))  # replicates: seeds, or folds of a cross-validation
         for metric in metrics:
             row[f"{metric}_mean"], row[f"{metric}_ci"] = mean_ci(part[metric])
         rows.append(row)
