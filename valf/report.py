@@ -357,7 +357,8 @@ def ablation_table(runs, experiment, knob, metrics=("f1", "balanced_accuracy"), 
     part = _done(experiment_runs(runs, experiment)).copy()
     part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
     table = summary_table(part, keys=(*by, knob), metrics=metrics)
-    return table.drop(columns="best", errors="ignore")
+    table = table.sort_values([*by, knob], key=_sort_key, kind="stable")
+    return table.drop(columns="best", errors="ignore").reset_index(drop=True)
 
 
 def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
@@ -385,6 +386,7 @@ def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
         ax.errorbar(x, means, yerr=halves, fmt="o", capsize=3, zorder=2,
                     label=None if name is None else str(name))
     ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(0, 1.02)  # the metrics are fractions; a wide interval runs off the frame
     ax.set(title=title or experiment, xlabel=knob, ylabel=metric if metric.startswith("val_")
            else f"test {metric}")
     if hue:
