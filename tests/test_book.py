@@ -96,3 +96,17 @@ def test_the_page_cache_is_invalidated_by_new_results_only(tmp_path):
     (tmp_path / "b" / "runs.csv").write_text("run_id\nx\ny\n")
     assert _fingerprint(config) != first
     assert _fingerprint({**config, "study": "b"}) != _fingerprint(config)
+
+
+def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
+    from valf.book import build
+
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "empty.yaml").write_text(
+        "name: empty\ndata: {dataset: synthetic, root: data/x}\n"
+        "experiments: {main: {grid: {seed: [0]}}}\n")
+    with pytest.raises(ValueError, match=r"no complete run yet.*valf sweep empty"):
+        build(study="empty", ablations="empty", output=tmp_path / "out",
+              results=str(tmp_path / "results"), runs_root=str(tmp_path / "runs"),
+              studies=str(studies))

@@ -148,6 +148,13 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
     for key in ("study", "ablations"):
         write_results(find_study_file(config[key], ROOT / config["studies"]),
                       ROOT / config["runs_root"], ROOT / config["results"])
+    import pandas as pd
+
+    main_runs = pd.read_parquet(ROOT / config["results"] / config["study"] / "runs.parquet")
+    if not (main_runs["status"] == "done").any():
+        raise ValueError(
+            f"The study {config['study']!r} has no complete run yet, so the book has nothing to "
+            f"show. Run `valf sweep {config['study']}` first (or `make study`).")
     output = Path(output) if output is not None else ROOT
     build_dir = output / "_build"
     stamp = build_dir / ".valf-book-inputs"
@@ -161,8 +168,6 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
                "--keep-going", "--path-output", str(output)]
     print(" ".join(command), file=out, flush=True)
     subprocess.run(command, check=True, env=environment, cwd=ROOT)
-    import pandas as pd
-
     for key in ("study", "ablations"):  # after the build: Sphinx owns _build/html
         runs = pd.read_parquet(ROOT / config["results"] / config[key] / "runs.parquet")
         render_run_notebooks(runs, build_dir / "html" / "runs" / config[key])

@@ -413,7 +413,12 @@ def read_environments(runs):
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows).astype(str)
-    return table.value_counts().rename("runs").reset_index()
+    # One row per device and versions; the commits the runs were made at, listed in one cell.
+    keys = [c for c in table.columns if c != "git_commit"]
+    return (table.groupby(keys, sort=False)
+            .agg(runs=("git_commit", "size"),
+                 git_commits=("git_commit", lambda c: ", ".join(sorted(set(c)))))
+            .reset_index())
 
 
 def one_image_f1_steps(predictions, runs, max_runs=12):
