@@ -110,3 +110,35 @@ def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
         build(study="empty", ablations="empty", output=tmp_path / "out",
               results=str(tmp_path / "results"), runs_root=str(tmp_path / "runs"),
               studies=str(studies))
+
+
+def test_new_results_make_every_page_execute_again(book_html, monkeypatch):
+    """Jupyter Book's cache keys on a page's code and Sphinx re-reads only edited sources, so
+    `valf book` must drop both when the results change, and keep them when nothing did."""
+    import json
+    import subprocess
+
+    from valf import book
+
+    html, _ = book_html
+    build_dir = html.parent
+    folder = build_dir.parents[1]
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    settings = dict(study="tiny-main", ablations="tiny-ablations", output=build_dir.parent,
+                    results=str(folder / "results"), runs_root=str(folder / "runs"),
+                    studies=str(folder / "studies"))
+    book.build(**settings)
+    assert (build_dir / ".jupyter_cache").is_dir() and (build_dir / ".doctrees").is_dir()
+    run = next((folder / "runs" / "tiny-main").glob("CCE-*"))
+    metrics = (run / "metrics.json").read_text()
+    try:
+        record = json.loads(metrics)
+        record["f1"] = 0.123456
+        (run / "metrics.json").write_text(json.dumps(record))
+        book.build(**settings)
+        assert not (build_dir / ".jupyter_cache").exists()
+        assert not (build_dir / ".doctrees").exists()
+    finally:
+        (run / "metrics.json").write_text(metrics)
+    assert len(calls) == 2

@@ -160,8 +160,10 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
     stamp = build_dir / ".valf-book-inputs"
     fingerprint = _fingerprint(config)
     if not stamp.is_file() or stamp.read_text() != fingerprint:
-        # New results: the cached analysis pages are stale (the cache keys on code only).
-        shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
+        # New results: the cached analysis pages are stale (the cache keys on code only), and
+        # Sphinx would not even re-read a page whose source is unchanged (its doctrees).
+        for stale in (".jupyter_cache", ".doctrees", "jupyter_execute"):
+            shutil.rmtree(build_dir / stale, ignore_errors=True)
     environment = {**os.environ, **{variable: str(config[key])
                                     for key, variable in ENVIRONMENT.items()}}
     command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W",
