@@ -8,12 +8,13 @@ single seed has no interval), and paired comparisons pair runs that share a seed
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from valf.data.lunghist700 import CLASS_NAMES
 
 __all__ = [
     "METRICS", "ablation_table", "compare_with_paper", "mean_ci", "paired_comparison",
@@ -22,7 +23,6 @@ __all__ = [
     "read_paper_table", "summary_table", "table2", "wins",
 ]
 
-CLASS_NAMES = ("ACA", "NOR", "SCC")
 #: The metrics of the paper's Table 2, in its order.
 METRICS = ("accuracy", "precision", "recall", "f1")
 SETTING = ("backbone", "magnification")
@@ -170,14 +170,12 @@ def plot_paired(paired, loss="VALF"):
     return figure
 
 
-def per_class_recall(predictions, runs, keys=("backbone", "magnification", "loss")):
-    """Test recall per class, mean over seeds, per ``keys``."""
-    test = predictions[predictions["split"] == "test"].merge(
-        _done(runs)[["run_id", *keys]], on="run_id")
-    test["correct"] = test["label"] == test["predicted"]
-    per_run = test.groupby(["run_id", *keys, "class_name"])["correct"].mean().reset_index()
-    table = per_run.groupby([*keys, "class_name"])["correct"].mean().unstack("class_name")
-    return table[[c for c in CLASS_NAMES if c in table]].reset_index()
+def per_class_recall(runs, keys=("backbone", "magnification", "loss")):
+    """Test recall per class (``recall_<class>`` of each run's metrics.json), mean over seeds,
+    per ``keys``."""
+    columns = [f"recall_{c}" for c in CLASS_NAMES]
+    table = _done(runs).groupby(list(keys), sort=False)[columns].mean()
+    return table.rename(columns=dict(zip(columns, CLASS_NAMES))).reset_index()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +295,9 @@ def plot_sample_tiles(frame, per_class=2, seed=0):
 def plot_confusions(predictions, runs, backbone, losses=None):
     """Row-normalised test confusion matrices, one per loss and magnification, pooled over
     seeds (the paper's Fig. 4)."""
-    import seaborn as sns
+    from sklearn.metrics import confusion_matrix
+
+    from valf.plots import plot_confusion
 
     done = _done(runs)
     done = done[done["backbone"] == backbone]
@@ -311,15 +311,16 @@ def plot_confusions(predictions, runs, backbone, losses=None):
     for i, magnification in enumerate(magnifications):
         for j, loss in enumerate(losses):
             part = test[(test["loss"] == loss) & (test["magnification"] == magnification)]
-            counts = pd.crosstab(part["label"], part["predicted"]).reindex(
-                index=range(3), columns=range(3), fill_value=0).to_numpy(float)
+            counts = confusion_matrix(part["label"], part["predicted"],
+                                      labels=list(range(len(CLASS_NAMES)))).astype(float)
             normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
             ax = axes[i, j]
-            sns.heatmap(normalised, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1,
-                        cbar=False, square=True, xticklabels=CLASS_NAMES,
-                        yticklabels=CLASS_NAMES, annot_kws={"fontsize": "x-small"}, ax=ax)
-            ax.set_title(f"{loss} · {magnification}", fontsize="small")
+            plot_confusion(pd.DataFrame(normalised, index=CLASS_NAMES, columns=CLASS_NAMES),
+                           title=f"{loss} · {magnification}", ax=ax)
+            ax.title.set_fontsize("small")
             ax.tick_params(labelsize="x-small")
+            ax.set_xlabel("")
+            ax.set_ylabel("")
     figure.supxlabel("predicted", fontsize="small")
     figure.supylabel("true", fontsize="small")
     return figure
@@ -400,24 +401,15 @@ def _sort_key(values):
 
 
 def read_environments(runs):
-    """Versions and devices the runs recorded (environment.json), one row per distinct one."""
-    rows = []
-    for run_dir in runs["run_dir"]:
-        path = Path(run_dir) / "environment.json"
-        if path.is_file():
-            record = json.loads(path.read_text())
-            rows.append({"device": ", ".join(record.get("gpus") or []) or record.get("cpu"),
-                         "python": record.get("python"),
-                         **{k: v for k, v in (record.get("packages") or {}).items()},
-                         "git_commit": record.get("git_commit")})
-    if not rows:
+    """Device and versions the runs recorded (the runs table's ``*_version`` columns), one row
+    per distinct environment, with how many runs used it and at which commits."""
+    keys = ["device"] + [c for c in runs.columns if c.endswith("_version")]
+    if "valf_git_commit" not in runs or runs["valf_git_commit"].isna().all():
         return pd.DataFrame()
-    table = pd.DataFrame(rows).astype(str)
-    # One row per device and versions; the commits the runs were made at, listed in one cell.
-    keys = [c for c in table.columns if c != "git_commit"]
+    table = runs.dropna(subset=["valf_git_commit"])[keys + ["valf_git_commit"]].astype(str)
     return (table.groupby(keys, sort=False)
-            .agg(runs=("git_commit", "size"),
-                 git_commits=("git_commit", lambda c: ", ".join(sorted(set(c)))))
+            .agg(runs=("valf_git_commit", "size"),
+                 git_commits=("valf_git_commit", lambda c: ", ".join(sorted(set(c)))))
             .reset_index())
 
 

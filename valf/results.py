@@ -6,7 +6,8 @@ returns pandas tables; :func:`write_results` writes them to
 
 =======================  ================================================================
 ``runs``                 one row per run: ``run_id``, ``experiments`` (``;``-joined),
-                         ``status``, every parameter, every metric, timing, versions
+                         ``status``, every parameter, every metric, timing, ``<package>_version``
+                         of every recorded package, ``valf_git_commit``, ``device``
 ``history``              one row per run and epoch (history.csv)
 ``class_weights``        one row per run and epoch of the weighted losses
 ``predictions``          one row per run and validation/test image
@@ -52,8 +53,9 @@ def _run_row(run):
     if environment_path.is_file():
         environment = json.loads(environment_path.read_text())
         row.update({
-            "tensorflow_version": environment["packages"].get("tensorflow"),
-            "keras_version": environment["packages"].get("keras"),
+            "python_version": environment.get("python"),
+            **{f"{name}_version": version
+               for name, version in (environment.get("packages") or {}).items()},
             "valf_git_commit": environment.get("git_commit"),
             "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
         })
@@ -85,9 +87,7 @@ def collect(study_file, runs_root="runs"):
         "history": _per_run(runs, "history.csv"),
         "class_weights": _per_run(runs, "class_weights.csv"),
         "predictions": _per_run(runs, "predictions.csv"),
-        "selections": {experiment: {parameter: {k: v for k, v in made.items() if k != "chosen"}
-                                    for parameter, made in chosen.items()}
-                       for experiment, chosen in study.selections().items()},
+        "selections": study.selection_tables(),
         "study": study,
     }
 
@@ -97,14 +97,8 @@ def write_results(study_file, runs_root="runs", out="results"):
     tables = collect(study_file, runs_root)
     folder = Path(out) / tables["study"].name
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in _TABLES:
-        frame = tables[name]
-        path = folder / f"{name}.parquet"
-        temporary = folder / f".{name}.parquet.tmp"
-        frame.to_parquet(temporary, index=False)
-        temporary.replace(path)
-        paths.append(path)
+    paths = [rundir.write_atomic(folder / f"{name}.parquet", tables[name].to_parquet(index=False))
+             for name in _TABLES]
     paths.append(rundir.write_atomic(folder / "runs.csv", tables["runs"].to_csv(index=False)))
     paths.append(rundir.write_json(folder / "selections.json", tables["selections"]))
     return paths

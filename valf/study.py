@@ -395,6 +395,12 @@ class Study:
                     continue
         return made
 
+    def selection_tables(self):
+        """:meth:`selections` as plain values (no tuple-keyed ``chosen``), for JSON files."""
+        return {experiment: {parameter: {k: v for k, v in made.items() if k != "chosen"}
+                             for parameter, made in chosen.items()}
+                for experiment, chosen in self.selections().items()}
+
     def _source_study(self, rule):
         if rule["study"] in (None, self.name):
             return self

@@ -232,15 +232,9 @@ def _write_manifest(study, runs, waiting):
         "runs": [{"run_id": r.run_id, "experiments": r.experiments, "params": r.params}
                  for r in runs],
         "waiting": [w.__dict__ for w in waiting],
-        "selections": _plain_selections(study.selections()),
+        "selections": study.selection_tables(),
     }
     rundir.write_json(study.directory / "manifest.json", record)
-
-
-def _plain_selections(selections):
-    return {experiment: {parameter: {k: v for k, v in made.items() if k != "chosen"}
-                         for parameter, made in chosen.items()}
-            for experiment, chosen in selections.items()}
 
 
 def sweep(study_file, runs_root="runs", *, workers=None, scheduler=None, runs_per_gpu=1,

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from valf import rundir
+from valf.data.lunghist700 import CLASS_NAMES
 from valf.parameters import ParameterError, resolve_parameters, run_id
 
 __all__ = ["CLASS_NAMES", "build_loss", "train"]
 
-CLASS_NAMES = ("ACA", "NOR", "SCC")
 _EVAL_BATCH_SIZE = 16
 
 
