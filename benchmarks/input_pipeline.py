@@ -4,7 +4,7 @@ Writes ~40 smooth-noise JPEGs of 1200x1600 to a temporary folder, then measures,
 per second over one epoch each:
 
 - the training pipeline (:func:`valf.data.pipeline.make_dataset` with the faithful and the
-  fast recipe of :mod:`valf.augment`), without a decode cache and with one (first epoch:
+  fast recipe of :mod:`valf.data.augment`), without a decode cache and with one (first epoch:
   decode and write; second epoch: read back);
 - the cached second epochs (faithful and fast) through ``keras.utils.PyDataset`` with two worker
   threads, the alternative to the tf.data map that ``make_dataset`` uses;
@@ -41,8 +41,9 @@ import pandas as pd  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valf.augment import eval_transform, output_size, train_transform  # noqa: E402
-from valf.data.pipeline import DecodedImageCache, make_dataset, sample_seed  # noqa: E402
+from valf.data.augment import eval_transform, output_size, train_transform  # noqa: E402
+from valf.data.decode import DecodedImageCache
+from valf.data.pipeline import make_dataset, sample_seed  # noqa: E402
 
 FULL_SIZE = (1200, 1600)
 
@@ -80,7 +81,7 @@ def pydataset_rate(frame, transform, cache, batch_size, workers):
     import keras
     from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
-    from valf.augment import seed_transform
+    from valf.data.augment import seed_transform
 
     idle = queue.SimpleQueue()
 

@@ -3,8 +3,8 @@
 Takes the first run of a study (default: the quick study's CCE / 20x / seed 0) and times, one
 at a time on an otherwise idle machine, alternating over ``--repeats`` rounds:
 
-- ``import``: a fresh Python importing :mod:`valf.train` (TensorFlow, Keras, albumentations);
-- ``direct``: a fresh Python calling :func:`valf.train.train` for the run (import, data, model,
+- ``import``: a fresh Python importing :mod:`valf.run.train` (TensorFlow, Keras, albumentations);
+- ``direct``: a fresh Python calling :func:`valf.run.train.train` for the run (import, data, model,
   fit, evaluation, files);
 - ``papermill``: the same run as the sweep executes it, ``papermill.execute_notebook`` of
   ``notebooks/train.ipynb`` in a new kernel (plus the figures and the saved notebook);
@@ -42,12 +42,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from valf.environment import environment_record  # noqa: E402
-from valf.study import find_study_file, load_study  # noqa: E402
+from valf.run.environment import environment_record  # noqa: E402
+from valf.study.spec import find_study_file, load_study  # noqa: E402
 
 DIRECT = """
 import sys, yaml
-from valf.train import train
+from valf.run.train import train
 train(yaml.safe_load(open(sys.argv[1])), progress=False)
 """
 
@@ -79,7 +79,7 @@ def one_run(study, scratch, kernel, repeats):
     python = sys.executable
     for round_ in range(repeats):
         rows.append({"round": round_, "mode": "import",
-                     "wall_seconds": timed([python, "-c", "import valf.train"])})
+                     "wall_seconds": timed([python, "-c", "import valf.run.train"])})
         for mode in ("direct", "papermill"):
             runs_root = scratch / f"{mode}-{round_}"
             params = {**base, "study": "overhead", "runs_root": str(runs_root)}

@@ -3,8 +3,8 @@
 import pytest
 import yaml
 
-from valf import rundir
-from valf.study import load_study
+from valf.run import rundir
+from valf.study.spec import load_study
 
 CHAPTERS = ("intro", "method", "data", "results", "errors", "weights", "ablations",
             "reproducibility")
@@ -38,7 +38,7 @@ def write_studies(folder, data_dir):
 
 def run_study(path, runs_root):
     """Every run of a study, in stages (selections wait for their sources), in this process."""
-    from valf.train import train
+    from valf.run.train import train
 
     study = load_study(path, runs_root)
     while True:
@@ -54,7 +54,7 @@ def run_study(path, runs_root):
 @pytest.fixture(scope="session")
 def book_html(tmp_path_factory):
     """The book built (-W) from a tiny main study and a tiny ablation study, trained here."""
-    from valf.book import build
+    from valf.report.build import build
 
     folder = tmp_path_factory.mktemp("book")
     write_studies(folder / "studies", folder / "data")

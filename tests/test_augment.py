@@ -1,4 +1,4 @@
-"""The augmentation recipe of METHOD.md section 5 (valf.augment)."""
+"""The augmentation recipe of METHOD.md section 5 (valf.data.augment)."""
 
 import os
 import warnings
@@ -9,7 +9,7 @@ import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from valf.augment import (  # noqa: E402
+from valf.data.augment import (  # noqa: E402
     compare_fast_to_faithful,
     eval_transform,
     output_size,

@@ -1,7 +1,9 @@
 """The book builds with -W from a tiny finished study, and every chapter holds its tables and
 figures; a page on generated data says so and does not compare with the paper."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -70,7 +72,7 @@ def test_executed_notebooks_are_rendered_for_the_runs_table(tmp_path):
     import nbformat
     import pandas as pd
 
-    from valf.book import render_run_notebooks
+    from valf.report.build import render_run_notebooks
 
     run_dir = tmp_path / "runs" / "demo-run"
     run_dir.mkdir(parents=True)
@@ -84,22 +86,61 @@ def test_executed_notebooks_are_rendered_for_the_runs_table(tmp_path):
     assert render_run_notebooks(runs, tmp_path / "html") == 0  # up to date: not redone
 
 
-def test_the_page_cache_is_invalidated_by_new_results_only(tmp_path):
-    from valf.book import _fingerprint
+def _stale_after(edit, tmp_path, monkeypatch):
+    """The pages a build would execute again after ``edit``, from a clean stamp."""
+    from valf.report import book, build
 
-    for study in ("a", "b"):
-        (tmp_path / study).mkdir()
-        (tmp_path / study / "runs.csv").write_text("run_id\nx\n")
-    config = {"study": "a", "ablations": "b", "results": str(tmp_path)}
-    first = _fingerprint(config)
-    assert _fingerprint(config) == first
-    (tmp_path / "b" / "runs.csv").write_text("run_id\nx\ny\n")
-    assert _fingerprint(config) != first
-    assert _fingerprint({**config, "study": "b"}) != _fingerprint(config)
+    config = book.settings(results=str(tmp_path / "results"))
+    build_dir = tmp_path / "_build"
+    build_dir.mkdir(exist_ok=True)
+    _, keys = build._drop_stale_executions(build_dir, config)
+    (build_dir / build.STAMP).write_text(json.dumps(keys))
+    assert build._drop_stale_executions(build_dir, config)[0] == []  # nothing changed
+    edit(config)
+    return {Path(page).stem for page in build._drop_stale_executions(build_dir, config)[0]}
+
+
+def _copy_of(module_file, tmp_path):
+    copy = tmp_path / Path(module_file).name
+    copy.write_text(Path(module_file).read_text())
+    return copy
+
+
+def test_an_edit_to_the_losses_invalidates_the_pages_that_draw_them(tmp_path, monkeypatch):
+    import valf.losses
+    from valf.report import build
+
+    copy = _copy_of(valf.losses.__file__, tmp_path)
+    real = build._module_file
+    monkeypatch.setattr(build, "_module_file",
+                        lambda name: copy if name == "valf.losses" else real(name))
+    stale = _stale_after(lambda config: copy.write_text(copy.read_text() + "# an edit\n"),
+                         tmp_path, monkeypatch)
+    assert "method" in stale  # it draws the loss curves with valf.losses
+    assert "intro" not in stale  # no code at all
+
+
+def test_the_paper_table_results_and_settings_invalidate_the_pages_that_read_them(
+        tmp_path, monkeypatch):
+    from valf.report import tables
+
+    paper = _copy_of(tables.PAPER_TABLE, tmp_path)
+    monkeypatch.setattr(tables, "PAPER_TABLE", paper)
+    stale = _stale_after(lambda config: paper.write_text(paper.read_text() + "\n"),
+                         tmp_path, monkeypatch)
+    assert "results" in stale and "intro" not in stale
+
+    def new_results(config):
+        folder = Path(config["results"]) / config["study"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "runs.csv").write_text("run_id\nx\n")
+
+    stale = _stale_after(new_results, tmp_path, monkeypatch)
+    assert {"results", "errors", "weights", "reproducibility"} <= stale
 
 
 def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
-    from valf.book import build
+    from valf.report.build import build
 
     studies = tmp_path / "studies"
     studies.mkdir()
@@ -112,13 +153,15 @@ def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
               studies=str(studies))
 
 
-def test_new_results_make_every_page_execute_again(book_html, monkeypatch):
+def test_new_results_make_the_pages_that_read_them_execute_again(book_html, monkeypatch):
     """Jupyter Book's cache keys on a page's code and Sphinx re-reads only edited sources, so
-    `valf book` must drop both when the results change, and keep them when nothing did."""
-    import json
+    `valf book` drops a page's cached execution (and Sphinx's memory) when what the page reads
+    changes, and keeps both when nothing did."""
     import subprocess
 
-    from valf import book
+    from jupyter_cache import get_cache
+
+    from valf.report import build
 
     html, _ = book_html
     build_dir = html.parent
@@ -128,16 +171,23 @@ def test_new_results_make_every_page_execute_again(book_html, monkeypatch):
     settings = dict(study="tiny-main", ablations="tiny-ablations", output=build_dir.parent,
                     results=str(folder / "results"), runs_root=str(folder / "runs"),
                     studies=str(folder / "studies"))
-    book.build(**settings)
-    assert (build_dir / ".jupyter_cache").is_dir() and (build_dir / ".doctrees").is_dir()
-    run = next((folder / "runs" / "tiny-main").glob("CCE-*"))
+
+    def cached_pages():
+        return {Path(r.uri).stem for r in get_cache(build_dir / ".jupyter_cache")
+                .list_cache_records()}
+
+    before = cached_pages()
+    assert {"method", "results", "reproducibility"} <= before
+    build.build(**settings)
+    assert cached_pages() == before and (build_dir / ".doctrees").is_dir()
+    run = next((folder / "runs").glob("CCE-*"))
     metrics = (run / "metrics.json").read_text()
     try:
         record = json.loads(metrics)
         record["f1"] = 0.123456
         (run / "metrics.json").write_text(json.dumps(record))
-        book.build(**settings)
-        assert not (build_dir / ".jupyter_cache").exists()
+        build.build(**settings)
+        assert cached_pages() == set()  # every page with code reads the results
         assert not (build_dir / ".doctrees").exists()
     finally:
         (run / "metrics.json").write_text(metrics)

@@ -10,6 +10,7 @@ import pytest
 
 from tests.release_fixture import write_release
 from valf import cli
+from valf.data import download
 from valf.data import lunghist700 as lh
 
 
@@ -50,13 +51,13 @@ def served_archive(tmp_path):
 
 def test_download_extract_and_check(served_archive, tmp_path):
     url, count = served_archive
-    root = lh.download_lunghist700(tmp_path / "dest", url=url, progress=False,
+    root = download.download_lunghist700(tmp_path / "dest", url=url, progress=False,
                                    expected_images=count)
     assert (root / "data.csv").is_file() and len(lh.read_release(root)) == count
     assert RangeHandler.ranges == [None]
     assert not list((tmp_path / "dest").glob("*.part"))
     # A second call reuses the archive and the extraction: no request.
-    assert lh.download_lunghist700(tmp_path / "dest", url=url, expected_images=count) == root
+    assert download.download_lunghist700(tmp_path / "dest", url=url, expected_images=count) == root
     assert RangeHandler.ranges == [None]
 
 
@@ -66,7 +67,7 @@ def test_download_resumes_a_partial_file(served_archive, tmp_path):
     dest.mkdir()
     half = len(RangeHandler.payload) // 2
     (dest / "LungHist700.zip.part").write_bytes(RangeHandler.payload[:half])
-    root = lh.download_lunghist700(dest, url=url, progress=False, expected_images=count)
+    root = download.download_lunghist700(dest, url=url, progress=False, expected_images=count)
     assert RangeHandler.ranges == [f"bytes={half}-"]
     assert (dest / "LungHist700.zip").read_bytes() == RangeHandler.payload
     assert len(lh.read_release(root)) == count
@@ -75,7 +76,7 @@ def test_download_resumes_a_partial_file(served_archive, tmp_path):
 def test_wrong_image_count_is_reported(served_archive, tmp_path):
     url, count = served_archive
     with pytest.raises(lh.DataError, match=f"holds {count} images, not the 691"):
-        lh.download_lunghist700(tmp_path / "dest", url=url, progress=False)
+        download.download_lunghist700(tmp_path / "dest", url=url, progress=False)
 
 
 def test_offline_fails_at_once_with_instructions(tmp_path):
@@ -84,7 +85,7 @@ def test_offline_fails_at_once_with_instructions(tmp_path):
         port = probe.getsockname()[1]
     start = time.monotonic()
     with pytest.raises(lh.DataError, match=r"(?s)seems offline.*figshare.*--archive"):
-        lh.download_lunghist700(tmp_path / "dest", url=f"http://127.0.0.1:{port}/x")
+        download.download_lunghist700(tmp_path / "dest", url=f"http://127.0.0.1:{port}/x")
     assert time.monotonic() - start < 5
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from tests.release_fixture import write_release
 from valf.data import lunghist700 as lh
+from valf.data.download import EXPECTED_IMAGES
 from valf.data.synthetic import make_synthetic_release
 
 # METHOD.md section 4: (train, val, test) x (ACA, NOR, SCC) per magnification.
@@ -31,7 +32,7 @@ def tiny_release(tmp_path):
 
 def test_generated_release_gives_the_official_counts(generated_release):
     frame = lh.official_split(lh.read_release(generated_release, verify_images=True))
-    assert len(frame) == lh.EXPECTED_IMAGES
+    assert len(frame) == EXPECTED_IMAGES
     counts = frame.groupby(["resolution", "split", "label"]).size()
     for (magnification, split), expected in OFFICIAL_COUNTS.items():
         got = tuple(int(counts[(magnification, split, label)]) for label in range(3))

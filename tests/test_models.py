@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from valf import models
+from valf.run import backbones as models
+from valf.run.preprocessing import ApplicationPreprocessing
 
 
 @pytest.mark.slow
@@ -23,7 +24,7 @@ def test_each_backbone_builds_at_300x400(backbone):
 ])
 def test_preprocessing_equals_the_applications_own(mode, reference):
     images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
-    ours = keras.ops.convert_to_numpy(models.ApplicationPreprocessing(mode)(images))
+    ours = keras.ops.convert_to_numpy(ApplicationPreprocessing(mode)(images))
     np.testing.assert_allclose(ours, reference(images * 255.0), rtol=1e-5, atol=1e-4)
 
 
@@ -36,8 +37,7 @@ def test_bad_names_and_missing_weights(monkeypatch, tmp_path):
     def offline(**kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None")
 
-    monkeypatch.setitem(models.BACKBONES, "ResNet50",
-                        (offline,) + models.BACKBONES["ResNet50"][1:])
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     with pytest.raises(models.WeightsNotAvailable,
                        match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5.*models"):

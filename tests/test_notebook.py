@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from valf.parameters import PARAMETERS, resolve_parameters
+from valf.run.parameters import PARAMETERS, resolve_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = nbformat.read(ROOT / "notebooks" / "train.ipynb", as_version=4)

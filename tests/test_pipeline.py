@@ -9,13 +9,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from valf.augment import eval_transform, train_transform  # noqa: E402
-from valf.data.pipeline import (  # noqa: E402
-    DecodedImageCache,
-    decode_image,
-    make_dataset,
-    sample_seed,
-)
+from valf.data.augment import eval_transform, train_transform  # noqa: E402
+from valf.data.decode import DecodedImageCache, decode_image  # noqa: E402
+from valf.data.pipeline import make_dataset, sample_seed  # noqa: E402
 
 SCALE = 0.025  # 1200x1600 * 0.025 = 30x40 outputs
 SOURCE_SIZE = (120, 160)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valf import rundir
-from valf.study import StudyError, find_study_file, load_study
+from valf.run import rundir
+from valf.study.spec import StudyError, find_study_file, load_study
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
@@ -43,8 +43,8 @@ def test_expansion_is_the_grid_with_shared_runs_trained_once(tmp_path):
     assert shared[0].experiments == ["main", "seeds"]
     cce0 = [r for r in runs if r.params["loss"] == "CCE" and r.params["seed"] == 0][0]
     assert cce0.experiments == ["main", "gamma"]
-    assert all(r.params["study"] == "demo" and r.params["epochs"] == 2 for r in runs)
-    assert all(r.run_dir == tmp_path / "runs" / "demo" / r.run_id for r in by_id.values())
+    assert all(r.params["epochs"] == 2 for r in runs)
+    assert all(r.run_dir == tmp_path / "runs" / r.run_id for r in by_id.values())
     assert {r.status for r in runs} == {"pending"}
 
 

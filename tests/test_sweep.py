@@ -16,10 +16,10 @@ import psutil
 import pytest
 import yaml
 
-from valf import rundir
-from valf.results import load_results, write_results
-from valf.study import StudyError
-from valf.sweep import sweep
+from valf.run import rundir
+from valf.study.results import load_results, write_results
+from valf.study.spec import StudyError
+from valf.study.sweep import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "train.ipynb"
@@ -77,7 +77,7 @@ def test_a_failing_run_is_recorded_and_the_others_complete(finished):
     study, runs_root, summary, blocker = finished
     assert summary.exit_code == 1
     assert len(summary.ok) == 2 and len(summary.failed) == 1
-    runs = sorted((runs_root / "tiny").glob("*-seed0-*"))
+    runs = sorted(runs_root.glob("*-seed0-*"))
     assert len(runs) == 3
     good = [r for r in runs if (r / "DONE").exists()]
     assert {r.name.split("-")[0] for r in good} == {"CCE", "VALF"}
@@ -95,15 +95,16 @@ def test_a_failing_run_is_recorded_and_the_others_complete(finished):
     assert str(blocker) in status["error"] and "Traceback" in status["traceback"]
     assert summary.failed[0]["run_id"].startswith("FL-") and summary.failed[0]["notebook"].endswith(
         "train.ipynb")
-    assert (runs_root / "tiny" / "logs" / f"{broken.name}.log").is_file()
-    manifest = json.loads((runs_root / "tiny" / "manifest.json").read_text())
+    log = (broken / "run.log").read_text()
+    assert log.startswith(f"=== run {broken.name} started") and "failed" in log
+    manifest = json.loads((runs_root / "_studies" / "tiny" / "manifest.json").read_text())
     assert len(manifest["runs"]) == 3
 
 
 def test_a_second_sweep_redoes_nothing_complete(finished):
     study, runs_root, _, blocker = finished
-    done = {p: p.read_text() for p in (runs_root / "tiny").glob("*/DONE")}
-    mtimes = {p: p.stat().st_mtime_ns for p in (runs_root / "tiny").glob("*/metrics.json")}
+    done = {p: p.read_text() for p in runs_root.glob("*/DONE")}
+    mtimes = {p: p.stat().st_mtime_ns for p in runs_root.glob("*/metrics.json")}
     summary = sweep(study, runs_root, workers=1, kernel=KERNEL, notebook=NOTEBOOK,
                     experiments=["main"], progress=False)
     assert summary.exit_code == 0 and summary.skipped == 2 and not summary.ok
@@ -118,7 +119,7 @@ def test_results_tables(finished, tmp_path):
     runs = tables["runs"].set_index("run_id")
     assert len(runs) == 3 and sorted(runs["status"]) == ["done", "done", "failed"]
     for run_id, row in runs[runs["status"] == "done"].iterrows():
-        metrics = json.loads((runs_root / "tiny" / run_id / "metrics.json").read_text())
+        metrics = json.loads((runs_root / run_id / "metrics.json").read_text())
         assert row["f1"] == metrics["f1"] and row["epochs_run"] == metrics["epochs_run"]
         assert row["keras_version"]
     failed = runs[runs["status"] == "failed"].iloc[0]
@@ -152,7 +153,7 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_pat
     log = open(tmp_path / "sweep.log", "wb")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True, cwd=tmp_path)
-    study_dir = runs_root / "killed"
+    study_dir = runs_root
     first_done = second_started = None
     deadline = time.monotonic() + 400
     while time.monotonic() < deadline and process.poll() is None:

@@ -70,7 +70,7 @@ def test_synthetic_marker(small_release):
     info = json.loads((small_release / synthetic.SYNTHETIC_INFO_FILE).read_text())
     assert info["generator_version"] == synthetic.GENERATOR_VERSION
     assert (info["seed"], info["scale"], info["image_size"]) == (3, 0.1, list(SMALL))
-    assert info["difficulty"] == 0.5
+    assert info["difficulty"] == synthetic.DEFAULTS["difficulty"] == 1.0
     assert synthetic.read_synthetic_info(small_release) == info
 
 
@@ -176,7 +176,12 @@ def test_tiles_differ_by_class_and_magnification():
 
 
 def test_plot_sample_tiles(small_release, tmp_path):
-    figure = synthetic.plot_sample_tiles(small_release, tmp_path / "tiles.png", per_class=2)
-    assert len(figure.axes) == 12
-    assert figure.axes[0].get_title().startswith("ACA 20x")
+    from valf.data.figures import plot_sample_tiles
+    from valf.data.lunghist700 import read_release
+
+    figure = plot_sample_tiles(read_release(small_release), per_class=2)
+    assert len(figure.axes) == 12  # 3 classes x 2 magnifications x 2 tiles
+    assert [ax.get_ylabel() for ax in figure.axes[::4]] == ["ACA", "NOR", "SCC"]
+    assert all(ax.images for ax in figure.axes)  # every panel shows a tile
+    figure.savefig(tmp_path / "tiles.png")
     assert (tmp_path / "tiles.png").stat().st_size > 0

@@ -1,4 +1,4 @@
-"""One training run (valf.train): the files it writes agree with an independent computation
+"""One training run (valf.run.train): the files it writes agree with an independent computation
 from its own predictions, a killed run resumes to exactly the result of an uninterrupted
 one, a complete run is never trained again, and bad input fails before anything is written."""
 
@@ -15,10 +15,13 @@ import pytest
 import yaml
 from sklearn import metrics as skm
 
-from valf import losses, rundir
+from valf import losses
+from valf.run import rundir
 from valf.data.errors import DataError
-from valf.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
-from valf.train import CLASS_NAMES, build_loss, train
+from valf.run.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
+from valf.data.lunghist700 import CLASS_NAMES
+from valf.run.objective import build_loss
+from valf.run.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,15 +119,16 @@ def test_a_complete_run_is_not_trained_again(complete_run, data_dir):
 
 KILLED_RUN = textwrap.dedent("""
     import os, signal, sys, yaml
-    import valf.train
+    import valf.run.progress
+    import valf.run.train
 
-    class KillAtEpoch(valf.train.EpochLog):
+    class KillAtEpoch(valf.run.progress.EpochLog):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == int(sys.argv[2]):
                 os.kill(os.getpid(), signal.SIGKILL)  # no clean-up of any kind
 
-    valf.train.EpochLog = KillAtEpoch
-    valf.train.train(yaml.safe_load(open(sys.argv[1])), progress=False)
+    valf.run.progress.EpochLog = KillAtEpoch
+    valf.run.train.train(yaml.safe_load(open(sys.argv[1])), progress=False)
 """)
 
 
@@ -137,7 +141,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(complete_run, data_dir
                             capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert killed.returncode == -9, killed.stderr[-2000:]
-    run_dir = tmp_path / "runs" / "interactive" / complete_run.name
+    run_dir = tmp_path / "runs" / complete_run.name
     assert rundir.read_status(run_dir)["status"] == "running"
     assert not (run_dir / "DONE").exists() and not (run_dir / "metrics.json").exists()
     assert pd.read_csv(run_dir / "backup" / "history_log.csv")["epoch"].tolist() == [0, 1]
@@ -188,7 +192,7 @@ def test_data_errors_say_what_to_do(data_dir, tmp_path):
     with pytest.raises(DataError, match=r"other settings \(seed: has 0, asked 1\)"):
         train(tiny(data_dir, tmp_path / "runs",
                    synthetic={**TINY["synthetic"], "seed": 1}), progress=False)
-    assert rundir.read_status(next((tmp_path / "runs" / "interactive").iterdir()))["status"] \
+    assert rundir.read_status(next((tmp_path / "runs").iterdir()))["status"] \
         == "failed"
 
 

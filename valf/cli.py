@@ -23,14 +23,14 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def _download(args):
-    from valf.data import lunghist700
+    from valf.data.download import download_lunghist700
 
     kwargs = {"progress": not args.quiet}
     if args.url:
         kwargs["url"] = args.url
     if args.archive:
         kwargs["archive"] = args.archive
-    root = lunghist700.download_lunghist700(args.dest, **kwargs)
+    root = download_lunghist700(args.dest, **kwargs)
     print(f"LungHist700 is ready at {root}")
 
 
@@ -49,18 +49,18 @@ def _make_synthetic(args):
 
 
 def _sweep(args):
-    from valf.sweep import sweep
+    from valf.study.sweep import sweep
 
     summary = sweep(args.study, args.runs_root, workers=args.workers, scheduler=args.scheduler,
                     runs_per_gpu=args.runs_per_gpu, threads=args.threads, timeout=args.timeout,
                     dry_run=args.dry_run, kernel=args.kernel, notebook=args.notebook,
                     experiments=args.experiment, run_ids=args.run, force=args.force,
-                    progress=not args.quiet)
+                    progress=not args.quiet, backend=args.backend)
     return summary.exit_code
 
 
 def _results(args):
-    from valf.results import write_results
+    from valf.study.results import write_results
 
     paths = write_results(args.study, args.runs_root, args.out)
     for path in paths:
@@ -68,7 +68,7 @@ def _results(args):
 
 
 def _book(args):
-    from valf.book import build
+    from valf.report.build import build
 
     build(study=args.study, ablations=args.ablations)
 
@@ -84,6 +84,8 @@ def _install_kernel(args):
 
 
 def build_parser():
+    from valf.data.synthetic.settings import DEFAULTS as SYNTHETIC
+
     parser = argparse.ArgumentParser(prog="valf", description="The VALF study's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -105,13 +107,14 @@ def build_parser():
         "make-synthetic", help="write the generated stand-in for LungHist700",
         description="Write generated H&E-like tiles in exactly LungHist700's released layout.")
     synthetic.add_argument("--dest", required=True, help="folder to write the release into")
-    synthetic.add_argument("--seed", type=int, default=0)
-    synthetic.add_argument("--scale", type=float, default=1.0,
+    synthetic.add_argument("--seed", type=int, default=SYNTHETIC["seed"])
+    synthetic.add_argument("--scale", type=float, default=SYNTHETIC["scale"],
                            help="share of the release's images to generate, in (0, 1]")
-    synthetic.add_argument("--difficulty", type=float, default=0.5,
-                           help="0: classes clearly distinct; 1: ACA and SCC overlap most")
-    synthetic.add_argument("--image-size", type=int, nargs=2, default=(240, 320),
-                           metavar=("HEIGHT", "WIDTH"))
+    synthetic.add_argument("--difficulty", type=float, default=SYNTHETIC["difficulty"],
+                           help="0: classes clearly distinct; 1 (the default): ACA and SCC "
+                                "overlap most")
+    synthetic.add_argument("--image-size", type=int, nargs=2,
+                           default=tuple(SYNTHETIC["image_size"]), metavar=("HEIGHT", "WIDTH"))
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic.set_defaults(handler=_make_synthetic)
 
@@ -123,11 +126,14 @@ def build_parser():
     sweep.add_argument("study", help="study file, or a name from studies/ (e.g. quick)")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs; run nothing")
     sweep.add_argument("--runs-root", default="runs", help="folder of run directories")
-    sweep.add_argument("--workers", type=int, help="local Dask workers (default: one per GPU "
-                       "times --runs-per-gpu, or one per two CPU cores)")
+    sweep.add_argument("--workers", type=int, help="runs at once on this machine (default: one "
+                       "per GPU times --runs-per-gpu, or one per CPU core)")
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
     sweep.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing one GPU")
-    sweep.add_argument("--threads", type=int, help="CPU threads per run")
+    sweep.add_argument("--threads", type=int, help="CPU threads per run (default: the cores "
+                       "of the machine a run executes on, shared among its runs)")
+    sweep.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
+                       help="Keras backend of the runs (default: $KERAS_BACKEND or tensorflow)")
     sweep.add_argument("--timeout", type=float, help="seconds one notebook cell may take")
     sweep.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
     sweep.add_argument("--run", action="append", help="only this run id (repeatable)")

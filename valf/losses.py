@@ -35,6 +35,7 @@ import keras
 from keras import ops
 
 from valf import _validation as check
+from valf._plain import plain
 
 __all__ = [
     "balanced_class_weights",
@@ -425,11 +426,11 @@ class _StudyLoss(keras.losses.Loss):
         return {**super().get_config(), "from_logits": self.from_logits}
 
 
-def _plain(values):
-    """A config value: list of Python floats (or None, or a float)."""
+def _config_values(values):
+    """A config value: None, a float, or a list of Python floats."""
     if values is None or isinstance(values, float):
         return values
-    return [float(v) for v in np.asarray(values).reshape(-1)]
+    return plain(np.asarray(values, dtype=np.float64).reshape(-1))
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -466,7 +467,7 @@ class WeightedCategoricalCrossentropy(_StudyLoss):
         )
 
     def get_config(self):
-        return {**super().get_config(), "class_weights": _plain(self.class_weights)}
+        return {**super().get_config(), "class_weights": _config_values(self.class_weights)}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -502,7 +503,7 @@ class FocalLoss(_StudyLoss):
         return focal_loss(y_true, y_pred, self.gamma, self.alpha, self.from_logits)
 
     def get_config(self):
-        return {**super().get_config(), "gamma": self.gamma, "alpha": _plain(self.alpha)}
+        return {**super().get_config(), "gamma": self.gamma, "alpha": _config_values(self.alpha)}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -632,8 +633,8 @@ class _AdaptiveFocalLoss(_StudyLoss):
             **super().get_config(),
             "num_classes": self.num_classes,
             "gamma": self.gamma,
-            "prior": _plain(self.prior),
-            "class_weights": _plain(self.get_class_weights()),
+            "prior": _config_values(self.prior),
+            "class_weights": _config_values(self.get_class_weights()),
         }
 
     @classmethod

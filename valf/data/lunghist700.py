@@ -1,4 +1,4 @@
-"""LungHist700 as released: reading, checking, splitting and downloading.
+"""LungHist700 as released: reading, checking and splitting (:mod:`valf.data.download` fetches it).
 
 The release (figshare article 25459174, CC BY 4.0) is a folder with ``data.csv``
 (``superclass,subclass,resolution,image_id,patient_id``; subclass empty for
@@ -12,12 +12,6 @@ every split is checked for patient leakage when it is built.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import tarfile
-import urllib.error
-import urllib.request
-import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -26,17 +20,15 @@ import pandas as pd
 
 from valf.data.errors import DataError, file_mismatches
 from valf.data.errors import listing as _listing
+from valf.data.splits import SPLITS, check_no_group_leakage
 
 __all__ = [
     "CLASS_NAMES",
-    "DOWNLOAD_URL",
     "DataError",
-    "EXPECTED_IMAGES",
     "MAGNIFICATIONS",
     "SUBCLASS_DIRS",
     "check_no_patient_leakage",
     "cross_validation_split",
-    "download_lunghist700",
     "image_relative_path",
     "official_split",
     "patient_split",
@@ -50,13 +42,11 @@ SUBCLASSES = {"aca": ("bd", "md", "pd"), "nor": ("",), "scc": ("bd", "md", "pd")
 SUBCLASS_DIRS = ("aca_bd", "aca_md", "aca_pd", "nor", "scc_bd", "scc_md", "scc_pd")
 MAGNIFICATIONS = ("20x", "40x")
 RELEASE_COLUMNS = ("superclass", "subclass", "resolution", "image_id", "patient_id")
-SPLITS = ("train", "val", "test")
 FIGSHARE_ARTICLE = 25459174
 FIGSHARE_FILE = 45206104
 DOWNLOAD_URL = f"https://ndownloader.figshare.com/files/{FIGSHARE_FILE}"
-EXPECTED_IMAGES = 691
 
-_HOW_TO_GET = (
+HOW_TO_GET = (
     "Get LungHist700 with `valf data download lunghist700 --dest DIR`, or by hand from "
     f"https://figshare.com/articles/dataset/{FIGSHARE_ARTICLE} (file {FIGSHARE_FILE}, "
     f"{DOWNLOAD_URL}); then run `valf data download lunghist700 --dest DIR --archive FILE` "
@@ -160,10 +150,10 @@ def read_release(root, magnification=None, verify_images=False):
     root = Path(root).expanduser()
     csv_path = root / "data.csv"
     if not root.is_dir():
-        raise DataError(f"The LungHist700 root {root} does not exist. {_HOW_TO_GET}")
+        raise DataError(f"The LungHist700 root {root} does not exist. {HOW_TO_GET}")
     if not csv_path.is_file():
         raise DataError(f"{root} holds no data.csv, so it is not a LungHist700 release. "
-                        f"{_HOW_TO_GET}")
+                        f"{HOW_TO_GET}")
     try:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -318,125 +308,5 @@ def cross_validation_split(frame, n_folds=5, fold=0, seed=0):
 
 def check_no_patient_leakage(frame):
     """Raise DataError naming every patient found in two splits at one magnification."""
-    splits_per_patient = frame.groupby(["resolution", "patient_id"])["split"].nunique()
-    leaked = splits_per_patient[splits_per_patient > 1]
-    if len(leaked):
-        details = [
-            f"patient {patient} at {magnification}: "
-            + ", ".join(sorted(frame[(frame.resolution == magnification)
-                                     & (frame.patient_id == patient)]["split"].unique()))
-            for magnification, patient in leaked.index
-        ]
-        raise DataError(f"Patients appear in more than one split:{_listing(details)}")
-
-
-# ---------------------------------------------------------------------------
-# Download
-# ---------------------------------------------------------------------------
-
-
-def download_lunghist700(dest, url=DOWNLOAD_URL, progress=True, timeout=10, archive=None,
-                         expected_images=EXPECTED_IMAGES):
-    """Download (resuming a partial file), extract and check LungHist700.
-
-    Parameters
-    ----------
-    dest : path
-        Folder for the archive and the extracted release.
-    url : str
-        Where to download from (default figshare's file URL).
-    progress : bool
-        Show a progress bar.
-    timeout : float
-        Seconds to wait for the server before failing.
-    archive : path, optional
-        An archive already downloaded by hand: extract and check it instead.
-    expected_images : int
-        Number of images the release must hold (691).
-
-    Returns
-    -------
-    pathlib.Path
-        The release root (the folder holding ``data.csv`` and ``images/``).
-    """
-    dest = Path(dest).expanduser()
-    dest.mkdir(parents=True, exist_ok=True)
-    if archive is None:
-        archive = dest / "LungHist700.zip"
-        if not archive.exists():
-            _fetch(url, archive, progress, timeout)
-    archive = Path(archive)
-    if not archive.is_file():
-        raise DataError(f"The archive {archive} does not exist. {_HOW_TO_GET}")
-    extracted = dest / "extracted"
-    root = _find_release_root(extracted) if extracted.is_dir() else None
-    if root is None:
-        _extract(archive, extracted)
-        root = _find_release_root(extracted)
-    if root is None:
-        raise DataError(f"{archive} holds no folder with data.csv and images/; is it the "
-                        f"LungHist700 archive? {_HOW_TO_GET}")
-    frame = read_release(root)
-    if len(frame) != expected_images:
-        raise DataError(f"{root} holds {len(frame)} images, not the {expected_images} of the "
-                        "release. Download the archive again.")
-    return root
-
-
-def _fetch(url, target, progress, timeout):
-    from tqdm.auto import tqdm
-
-    partial = target.with_name(target.name + ".part")
-    offset = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as error:
-        if error.code == 416 and offset:  # the partial file is already complete
-            partial.rename(target)
-            return
-        raise DataError(f"Downloading {url} failed: HTTP {error.code}. {_HOW_TO_GET}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as error:
-        raise DataError(f"Cannot reach {url} ({getattr(error, 'reason', error)}): this machine "
-                        f"seems offline. {_HOW_TO_GET}") from None
-    with response:
-        if offset and response.status != 206:  # the server ignored Range: start over
-            offset = 0
-        length = response.headers.get("Content-Length")
-        total = offset + int(length) if length else None
-        mode = "ab" if offset else "wb"
-        with open(partial, mode) as handle, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True,
-                desc="LungHist700", disable=not progress) as bar:
-            while chunk := response.read(1 << 20):
-                handle.write(chunk)
-                bar.update(len(chunk))
-    if total is not None and partial.stat().st_size != total:
-        raise DataError(f"The download of {url} stopped at {partial.stat().st_size} of {total} "
-                        "bytes; run the command again to resume.")
-    partial.rename(target)
-
-
-def _extract(archive, folder):
-    temporary = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir(parents=True)
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as bundle:
-                bundle.extractall(temporary)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as bundle:
-                bundle.extractall(temporary, filter="data")
-        else:
-            raise DataError(f"{archive} is neither a zip nor a tar archive; download it again.")
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as error:
-        raise DataError(f"{archive} is damaged ({error}); delete it and download again.") from None
-    temporary.rename(folder)  # only a complete extraction gets the final name
-
-
-def _find_release_root(folder):
-    for csv_path in sorted(Path(folder).rglob("data.csv")):
-        if (csv_path.parent / "images").is_dir():
-            return csv_path.parent
-    return None
+    check_no_group_leakage(frame, "patient_id", within=("resolution",), what="patients",
+                           label="patient")

@@ -28,7 +28,7 @@ def prepare_dataset(dataset, root, settings=None, progress=True):
         Release root (``data.csv`` and ``images/``).
     settings : dict, optional
         Generator settings of a synthetic set (``seed``, ``scale``,
-        ``image_size``, ``difficulty``), as :mod:`valf.parameters` resolves them.
+        ``image_size``, ``difficulty``), as :mod:`valf.run.parameters` resolves them.
     progress : bool
         Progress bar while generating.
 

@@ -1,6 +1,11 @@
-"""The run directory, ``<runs_root>/<study>/<run_id>/``: the unit of truth of the study.
+"""The run directory, ``<runs_root>/<run_id>/``: the unit of truth of the study.
 
-Files (written by :func:`valf.train.train`; the executed notebook by the sweep):
+A run's directory is named by its id alone, which hashes every parameter that defines it
+(:func:`valf.run.parameters.run_id`), so a run that two studies share (the paper's grid and the
+learning-rate selection, an ablation and the main grid) is trained once and read by both.
+
+Files (written by :func:`valf.run.train.train`; the log, the executed notebook and ``DONE`` of
+a swept run by the sweep):
 
 =====================  =========================================================
 ``params.yaml``        the resolved parameters
@@ -14,6 +19,7 @@ Files (written by :func:`valf.train.train`; the executed notebook by the sweep):
 ``environment.json``   package versions, git commit, device
 ``best.weights.h5``    the best-val_loss weights (``keep_weights``)
 ``train.ipynb``        the executed notebook (sweep runs)
+``run.log``            the run's process output (sweep runs): its first line names the run
 ``DONE``               written last: the run is complete
 =====================  =========================================================
 
@@ -32,8 +38,12 @@ from pathlib import Path
 
 import yaml
 
+from valf._plain import plain
+
 __all__ = [
     "DONE",
+    "LOG",
+    "run_lock",
     "is_done",
     "mark_done",
     "read_status",
@@ -45,13 +55,28 @@ __all__ = [
 
 DONE = "DONE"
 STATUS = "status.json"
+LOG = "run.log"
+LOCK = ".run.lock"
 
 
 def run_directory(params):
-    """``<runs_root>/<study>/<run_id>`` of resolved parameters."""
-    from valf.parameters import run_id
+    """``<runs_root>/<run_id>`` of resolved parameters."""
+    from valf.run.parameters import run_id
 
-    return Path(params["runs_root"]) / params["study"] / run_id(params)
+    return Path(params["runs_root"]) / run_id(params)
+
+
+def run_lock(run_dir):
+    """A lock that one process at a time holds while it executes the run (a ``filelock``).
+
+    Two sweeps that share a run, or a run retried while an orphaned attempt still finishes,
+    take turns instead of writing the same files at once; the operating system releases the
+    lock of a process that dies.
+    """
+    from filelock import FileLock
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(Path(run_dir) / LOCK))
 
 
 def write_atomic(path, data):
@@ -71,22 +96,16 @@ def write_atomic(path, data):
 
 
 def write_json(path, value):
-    return write_atomic(path, json.dumps(value, indent=2, sort_keys=False, default=_plain) + "\n")
+    return write_atomic(path, json.dumps(plain(value), indent=2, sort_keys=False, default=str)
+                        + "\n")
 
 
 def write_yaml(path, value):
-    return write_atomic(path, yaml.safe_dump(value, sort_keys=False))
+    return write_atomic(path, yaml.safe_dump(plain(value), sort_keys=False))
 
 
 def read_yaml(path):
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-
-
-def _plain(value):
-    # NumPy scalars and arrays, paths: what json cannot write itself.
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
 
 
 def now():

@@ -32,7 +32,8 @@ from pathlib import Path
 
 import keras
 
-from valf.rundir import write_atomic
+from valf._plain import plain
+from valf.run.rundir import write_atomic
 
 __all__ = ["BestWeightsCheckpoint", "TrainingState", "read_training_state"]
 
@@ -42,12 +43,6 @@ _CALLBACK_STATE = {
     keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
     keras.callbacks.ModelCheckpoint: ("best", "best_epoch"),
 }
-
-
-def _plain(value):
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 def read_training_state(backup_dir):
@@ -114,7 +109,7 @@ class TrainingState(keras.callbacks.BackupAndRestore):
             record = {}
             for kind, attributes in _CALLBACK_STATE.items():
                 if isinstance(callback, kind):
-                    record.update({a: _plain(getattr(callback, a, None)) for a in attributes})
+                    record.update({a: plain(getattr(callback, a, None)) for a in attributes})
             if isinstance(getattr(callback, "history", None), list):
                 record["history"] = callback.history
             callbacks.append(record)

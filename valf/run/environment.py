@@ -62,10 +62,11 @@ def _memory_gib():
         return None
 
 
-def environment_record(tensorflow_devices=False):
+def environment_record(backend_devices=False):
     """Versions, commit and hardware as a dict of plain values.
 
-    ``tensorflow_devices=True`` also lists the devices TensorFlow sees (imports it).
+    ``backend_devices=True`` also names the Keras backend in use and lists the devices it sees
+    (imports Keras and the backend).
     """
     versions = {}
     for name in PACKAGES:
@@ -87,9 +88,29 @@ def environment_record(tensorflow_devices=False):
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         "threads": os.environ.get("VALF_THREADS"),
     }
-    if tensorflow_devices:
+    if backend_devices:
+        record.update(_backend_devices())
+    return record
+
+
+def _backend_devices():
+    """The backend Keras runs on and the devices it sees, e.g. ``["cpu:0"]``."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
-        record["tensorflow_devices"] = [d.device_type + ":" + d.name.split(":")[-1]
-                                        for d in tf.config.list_physical_devices()]
-    return record
+        devices = [d.device_type.lower() + ":" + d.name.split(":")[-1]
+                   for d in tf.config.list_physical_devices()]
+    elif backend == "jax":
+        import jax
+
+        devices = [f"{d.platform}:{d.id}" for d in jax.devices()]
+    elif backend == "torch":
+        import torch
+
+        devices = ["cpu:0"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    else:
+        devices = []
+    return {"keras_backend": backend, "backend_devices": devices}

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from valf import rundir
-from valf.study import find_study_file, load_study
+from valf.run import rundir
+from valf.study.spec import find_study_file, load_study
 
 __all__ = ["collect", "experiment_runs", "load_results", "write_results"]
 
@@ -57,6 +57,7 @@ def _run_row(run):
             **{f"{name}_version": version
                for name, version in (environment.get("packages") or {}).items()},
             "valf_git_commit": environment.get("git_commit"),
+            "keras_backend": environment.get("keras_backend"),
             "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
         })
     row["run_dir"] = str(run.run_dir.resolve())  # readers (book pages) run elsewhere

@@ -1,6 +1,6 @@
 """The parameters of one training run: names, defaults, checks and the run id.
 
-A run of the study is one call of :func:`valf.train.train` (one execution of
+A run of the study is one call of :func:`valf.run.train.train` (one execution of
 ``notebooks/train.ipynb``) with a flat dict of parameters. This module is the
 single place that knows them: :data:`PARAMETERS` lists each with its default
 (the paper's protocol, METHOD.md section 6) and its check;
@@ -10,8 +10,8 @@ values (naming the valid choices) and normalises what a loss does not use to
 same :func:`run_id`.
 
 Study files (:mod:`valf.study`), the notebook's parameters cell and the sweep
-all go through :func:`resolve_parameters`; the core (:mod:`valf.train`)
-trusts what it returns.
+all go through :func:`resolve_parameters`; the core (:mod:`valf.run.train`)
+trusts what it returns. Importing this module loads no deep-learning backend.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ import hashlib
 import json
 import math
 import re
+
+from valf.data.synthetic.settings import DEFAULTS as SYNTHETIC_DEFAULTS
+from valf.data.synthetic.settings import check_settings as check_synthetic_settings
+from valf.run.backbones import BACKBONES
 
 __all__ = [
     "LOSSES",
@@ -54,7 +58,6 @@ _USED_BY = {
 # Parameters that resolve_parameters sets to None where they do not apply.
 _NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {"split_seed", "fold", "n_folds"}
 
-_SYNTHETIC_DEFAULTS = {"seed": 0, "scale": 1.0, "image_size": [240, 320], "difficulty": 1.0}
 
 
 class ParameterError(ValueError):
@@ -146,8 +149,6 @@ def _text(pattern=r".+", expected="a non-empty string"):
 
 
 def _backbone(value, name):
-    from valf.models import BACKBONES
-
     return _choice(*sorted(BACKBONES))(value, name)
 
 
@@ -195,22 +196,15 @@ def _synthetic(value, name):
     if value is None:
         return None
     if not isinstance(value, dict):
-        _fail(name, value, f"null or a mapping with keys {sorted(_SYNTHETIC_DEFAULTS)}")
-    unknown = sorted(set(value) - set(_SYNTHETIC_DEFAULTS))
+        _fail(name, value, f"null or a mapping with keys {sorted(SYNTHETIC_DEFAULTS)}")
+    unknown = sorted(set(value) - set(SYNTHETIC_DEFAULTS))
     if unknown:
         raise ParameterError(f"Parameter `{name}` has unknown keys {unknown}; valid keys are "
-                             f"{sorted(_SYNTHETIC_DEFAULTS)}.")
-    merged = {**_SYNTHETIC_DEFAULTS, **value}
-    size = merged["image_size"]
-    if (not isinstance(size, (list, tuple)) or len(size) != 2
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 16 for s in size)):
-        _fail(f"{name}.image_size", size, "[height, width], integers >= 16")
-    return {
-        "seed": _int_check()(merged["seed"], f"{name}.seed"),
-        "scale": _float_check(0, 1, low_open=True)(merged["scale"], f"{name}.scale"),
-        "image_size": [int(s) for s in size],
-        "difficulty": _float_check(0, 1)(merged["difficulty"], f"{name}.difficulty"),
-    }
+                             f"{sorted(SYNTHETIC_DEFAULTS)}.")
+    try:
+        return check_synthetic_settings(**{**SYNTHETIC_DEFAULTS, **value})
+    except ValueError as error:
+        raise ParameterError(f"Parameter `{name}`: {error}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -232,13 +226,11 @@ def _p(name, default, check, doc, hashed=True):
 #: Every run parameter: name -> default, check, whether it enters the run id, and meaning.
 PARAMETERS = dict([
     # Where the run's files go (not part of the run's identity).
-    _p("study", "interactive", _text(r"[A-Za-z0-9][A-Za-z0-9_.-]*", "a name of letters, digits, "
-                                     "'_', '.', '-'"), "study the run belongs to", hashed=False),
     _p("runs_root", "runs", _text(), "folder of all run directories", hashed=False),
     _p("cache_dir", ".cache", _text(), "folder of the decoded-image cache", hashed=False),
     _p("keep_weights", True, _bool, "keep best.weights.h5 in the run directory", hashed=False),
     # The cell of the study.
-    _p("backbone", "SmallCNN", _backbone, "network (valf.models.BACKBONES)"),
+    _p("backbone", "SmallCNN", _backbone, "network (valf.run.backbones.BACKBONES)"),
     _p("weights", None, _weights, "'imagenet' or null (random initialisation)"),
     _p("loss", "VALF", _choice(*LOSSES), "training loss"),
     _p("magnification", "20x", _choice("20x", "40x"), "LungHist700 magnification"),
@@ -247,7 +239,7 @@ PARAMETERS = dict([
     _p("dataset", "synthetic", _choice(*DATASETS),
        "'lunghist700' (the release) or 'synthetic' (the generated stand-in)"),
     _p("data_root", "data/synthetic", _text(), "release root: the folder with data.csv"),
-    _p("synthetic", dict(_SYNTHETIC_DEFAULTS), _synthetic,
+    _p("synthetic", dict(SYNTHETIC_DEFAULTS), _synthetic,
        "generator settings of the synthetic set (null for lunghist700)"),
     _p("split", "official", _choice(*SPLITS),
        "'official' patient split, seeded 'patient' split, or 'cv' folds of the training split"),
@@ -261,7 +253,7 @@ PARAMETERS = dict([
     _p("image_scale", 0.25, _float_check(0, 1, low_open=True),
        "network input is (1200 r) x (1600 r)"),
     _p("augment", True, _bool, "apply the paper's training augmentation"),
-    _p("fast_augmentation", False, _bool, "resize first, then augment (valf.augment)"),
+    _p("fast_augmentation", False, _bool, "resize first, then augment (valf.data.augment)"),
     # Optimisation (METHOD.md section 6).
     _p("learning_rate", 1e-4, _float_check(0, low_open=True), "Adam learning rate"),
     _p("batch_size", 4, _int_check(1), "batch size"),
@@ -316,7 +308,7 @@ def resolve_parameters(params=None, **overrides):
     >>> resolve_parameters(los="CCE")
     Traceback (most recent call last):
     ...
-    valf.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?). Valid parameters: ...
+    valf.run.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?). Valid parameters: ...
     """
     given = {**(params or {}), **overrides}
     _check_names(given)
@@ -347,7 +339,7 @@ def check_parameter(name, value):
     >>> check_parameter("magnification", "20X")
     Traceback (most recent call last):
     ...
-    valf.parameters.ParameterError: Parameter `magnification` must be one of ['20x', '40x'], received '20X'. Did you mean '20x'?
+    valf.run.parameters.ParameterError: Parameter `magnification` must be one of ['20x', '40x'], received '20X'. Did you mean '20x'?
     """
     _check_names([name])
     spec = PARAMETERS[name]
@@ -369,7 +361,7 @@ def _normalise(p, given):
                                  "`dataset` is 'lunghist700'.")
         p["synthetic"] = None
     elif p["synthetic"] is None:
-        p["synthetic"] = dict(_SYNTHETIC_DEFAULTS)
+        p["synthetic"] = dict(SYNTHETIC_DEFAULTS)
     if p["split"] == "cv":
         if p["fold"] >= p["n_folds"]:
             raise ParameterError(f"Parameter `fold` must be below `n_folds` ({p['n_folds']}), "

@@ -1,10 +1,13 @@
 """Backbones of the study with their own preprocessing, and the classification head.
 
-Every model takes images in [0, 1] (what :mod:`valf.augment` produces) and
-converts them to the input range its Keras application was trained with,
-inside the model (:class:`ApplicationPreprocessing`), so saved models carry it.
-Head: global average pooling and a float32 softmax dense layer (METHOD.md
-section 6; the dataset paper's extra Dense(256)/Dropout(0.5) is not used).
+Every model takes images in [0, 1] (what :mod:`valf.data.augment` produces) and converts them
+to the input range its Keras application was trained with, inside the model
+(:class:`valf.run.preprocessing.ApplicationPreprocessing`), so saved models carry it. Head: global average pooling and
+a float32 softmax dense layer (METHOD.md section 6; the dataset paper's extra
+Dense(256)/Dropout(0.5) is not used).
+
+:data:`BACKBONES` names the backbones without importing Keras (run parameters are checked
+against it in processes that never train); the networks are built by :func:`build_model`.
 """
 
 from __future__ import annotations
@@ -12,73 +15,31 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import keras
+__all__ = ["BACKBONES", "WeightsNotAvailable", "build_model", "small_cnn"]
 
-__all__ = ["BACKBONES", "ApplicationPreprocessing", "WeightsNotAvailable", "build_model",
-           "small_cnn"]
-
-_APPS = keras.applications
 _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
-# name: (constructor, preprocessing mode, ImageNet no-top weight file, its folder on the server)
+#: name: (``keras.applications`` constructor, preprocessing mode, ImageNet no-top weight
+#: file, its folder on the server). ``SmallCNN`` trains from scratch on 2 CPU cores in
+#: seconds: the embedded (quick) study's backbone.
 BACKBONES = {
-    "ResNet50": (_APPS.ResNet50, "caffe",
-                 "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", "resnet"),
-    "EfficientNetV2B3": (_APPS.EfficientNetV2B3, "scale255", "efficientnetv2-b3_notop.h5",
+    "ResNet50": ("ResNet50", "caffe", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                 "resnet"),
+    "EfficientNetV2B3": ("EfficientNetV2B3", "scale255", "efficientnetv2-b3_notop.h5",
                          "efficientnet_v2"),
-    "DenseNet121": (_APPS.DenseNet121, "torch",
+    "DenseNet121": ("DenseNet121", "torch",
                     "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5", "densenet"),
-    "InceptionV3": (_APPS.InceptionV3, "tf",
+    "InceptionV3": ("InceptionV3", "tf",
                     "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3"),
-    "ConvNeXtTiny": (_APPS.ConvNeXtTiny, "scale255", "convnext_tiny_notop.h5", "convnext"),
+    "ConvNeXtTiny": ("ConvNeXtTiny", "scale255", "convnext_tiny_notop.h5", "convnext"),
     # Compact, ImageNet-pretrained: the smallest Keras application of the study.
-    "MobileNetV3Small": (_APPS.MobileNetV3Small, "scale255",
-                         "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
-                         "mobilenet_v3"),
-    # Trains from scratch on 2 CPU cores in seconds: the embedded (quick) study's backbone.
+    "MobileNetV3Small": ("MobileNetV3Small", "scale255",
+                         "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", "mobilenet_v3"),
     "SmallCNN": (None, "tf", None, None),
 }
 
-# ImageNet statistics the applications' preprocess_input uses.
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-_TORCH_MEAN = (0.485, 0.456, 0.406)
-_TORCH_STD = (0.229, 0.224, 0.225)
-
-
 class WeightsNotAvailable(FileNotFoundError):
     """ImageNet weights are neither in Keras' cache nor downloadable."""
-
-
-@keras.saving.register_keras_serializable(package="valf")
-class ApplicationPreprocessing(keras.layers.Layer):
-    """Map [0, 1] RGB images to a Keras application's expected input.
-
-    Modes: ``"caffe"`` (ResNet50: BGR, 0-255, ImageNet mean subtracted),
-    ``"torch"`` (DenseNet: ImageNet mean/std on [0, 1]), ``"tf"`` (Inception:
-    [-1, 1]), ``"scale255"`` (applications that preprocess internally from
-    0-255: EfficientNetV2, ConvNeXt, MobileNetV3).
-    """
-
-    def __init__(self, mode, **kwargs):
-        super().__init__(**kwargs)
-        if mode not in ("caffe", "torch", "tf", "scale255"):
-            raise ValueError(f"Unknown preprocessing mode {mode!r}.")
-        self.mode = mode
-
-    def call(self, images):
-        ops = keras.ops
-        if self.mode == "scale255":
-            return images * 255.0
-        if self.mode == "tf":
-            return images * 2.0 - 1.0
-        if self.mode == "torch":
-            return (images - ops.array(_TORCH_MEAN, images.dtype)) / ops.array(_TORCH_STD,
-                                                                                images.dtype)
-        bgr = ops.flip(images, axis=-1) * 255.0
-        return bgr - ops.array(_CAFFE_MEAN_BGR, images.dtype)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
 
 
 def _keras_cache():
@@ -88,17 +49,18 @@ def _keras_cache():
 def small_cnn(input_shape, widths=(16, 32, 64, 128), name="small_cnn"):
     """A four-stage convolutional feature extractor that trains on a CPU in seconds.
 
-    A 5x5 stride-2 stem, then three 3x3 convolution / batch-norm / ReLU / 2x2
-    max-pool stages (about 0.1 M parameters at the default widths). The stride-2
-    stem makes it about 3x cheaper than a stride-1 one at 75x100 with no loss of
-    accuracy on the embedded data set (measured while choosing it; see the
-    sweep benchmark). No pretrained weights exist for it.
+    A 5x5 stride-2 stem, then three 3x3 convolution / batch-norm / ReLU / 2x2 max-pool stages
+    (about 0.1 M parameters at the default widths). The stride-2 stem makes it about 3x cheaper
+    than a stride-1 one at 75x100 with no loss of accuracy on the embedded data set. No
+    pretrained weights exist for it.
 
     Examples
     --------
     >>> small_cnn((75, 100, 3)).output_shape
     (None, 4, 6, 128)
     """
+    import keras
+
     inputs = keras.Input(tuple(input_shape))
     x = inputs
     for stage, filters in enumerate(widths):
@@ -126,10 +88,9 @@ def build_model(backbone, num_classes=3, input_shape=(300, 400, 3), weights="ima
     input_shape : tuple
         (height, width, 3).
     weights : {"imagenet", None}
-        ImageNet weights from Keras' cache (``~/.keras/models``) or the
-        network; never silently random: without both, :class:`WeightsNotAvailable`
-        names the file and where to put it. ``"SmallCNN"`` has no pretrained
-        weights and takes only None.
+        ImageNet weights from Keras' cache (``~/.keras/models``) or the network; never
+        silently random: without both, :class:`WeightsNotAvailable` names the file and where to
+        put it. ``"SmallCNN"`` has no pretrained weights and takes only None.
 
     Examples
     --------
@@ -137,6 +98,8 @@ def build_model(backbone, num_classes=3, input_shape=(300, 400, 3), weights="ima
     >>> model.output_shape
     (None, 3)
     """
+    import keras
+
     if backbone not in BACKBONES:
         raise ValueError(f"Unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}.")
     if weights not in ("imagenet", None):
@@ -151,7 +114,7 @@ def build_model(backbone, num_classes=3, input_shape=(300, 400, 3), weights="ima
     if mode == "scale255":  # these applications rescale 0-255 input themselves
         kwargs["include_preprocessing"] = True
     try:
-        base = constructor(**kwargs)
+        base = getattr(keras.applications, constructor)(**kwargs)
     except Exception as error:  # noqa: BLE001 - Keras raises a bare Exception on fetch failure
         fetch_failed = "fetch failure" in str(error).lower() or isinstance(error, OSError)
         if weights != "imagenet" or not fetch_failed:
@@ -166,9 +129,13 @@ def build_model(backbone, num_classes=3, input_shape=(300, 400, 3), weights="ima
 
 
 def _with_head(base, mode, input_shape, num_classes, backbone):
+    import keras
+
     inputs = keras.Input(tuple(input_shape), name="image")
-    features = base(ApplicationPreprocessing(mode, name="preprocessing")(inputs))
-    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    from valf.run.preprocessing import ApplicationPreprocessing
+
+    preprocessing = ApplicationPreprocessing(mode, name="preprocessing")
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base(preprocessing(inputs)))
     # float32 output keeps the softmax and the loss in float32 under mixed precision.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
                                  name="classifier")(pooled)

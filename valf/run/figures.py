@@ -20,7 +20,7 @@ __all__ = ["plot_class_weights", "plot_confusion", "plot_training_curves", "read
 def read_run(run_dir):
     """The tables of a run directory: ``params``, ``metrics``, ``history``,
     ``confusion``, ``predictions`` and ``class_weights`` (None when absent)."""
-    from valf.rundir import read_yaml
+    from valf.run.rundir import read_yaml
 
     run_dir = Path(run_dir)
 

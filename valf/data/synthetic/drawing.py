@@ -1,73 +1,24 @@
-"""A generated stand-in for LungHist700, written in exactly the released layout.
+"""Drawing one tile: H&E-like tissue painted as stain concentrations, then stained.
 
-:func:`make_synthetic_release` writes ``<dest>/data.csv`` and
-``<dest>/images/<dir>/<dir>_<res>_<id>.jpg`` with the folder names, file names, patient ids,
-magnifications and ``data.csv`` row format of the real release, so that every reader of the
-release runs unchanged on it. The tiles are drawn, not sampled from a model: an H&E-like
-rendering of three tissue patterns, made to be a fair test bed for a small CNN.
-
-What is drawn. Every tile starts as stroma (pink eosin with wavy collagen fibres and spindle
-nuclei) and is then painted with its class pattern, as two stain concentration maps
-(hematoxylin, eosin) turned into RGB with the Beer-Lambert law:
-
-- **NOR**: thin alveolar walls around large white air spaces, sparse small flat nuclei, red
-  blood cells in the walls, the odd alveolar macrophage.
-- **ACA**: glands, rings of columnar nuclei around white lumens, in stroma.
-- **SCC**: nests of large polygonal cells with round, darker nuclei and pink keratin pearls
-  (concentric swirls).
-
-The subclass (``bd``/``md``/``pd``, well/moderately/poorly differentiated) sets how regular the
-structures are; the magnification sets their size (40x structures are twice as large in pixels
-as 20x ones, so a tile holds about a quarter as many). Each patient has its own stain: stain
-vectors, stain strengths, hue, saturation and brightness drawn from ``(seed, patient_id)``.
-
-``difficulty`` in [0, 1] controls how much ACA and SCC overlap. At 0 they are clearly distinct.
-As it grows, a share ``difficulty / 2`` of ACA tiles are drawn as solid sheets and the same share
-of SCC tiles as gland-like rings, nuclear size, shape, darkness and cytoplasm colour of the two
-classes converge, and keratin pearls become rarer; normal lung gets thicker, more cellular walls.
-
-Every image is seeded from ``(seed, "<dir>_<res>_<id>")`` alone, never from global state, so a
-seed gives byte-identical files whatever the subset, the order or the process that draws them.
-A ``SYNTHETIC.json`` in ``dest`` records the generator version and its arguments, so that
-generated data can always be told apart from the real release (:func:`read_synthetic_info`).
+Every tile starts as stroma and is painted with its class pattern, as two stain concentration
+maps (hematoxylin, eosin) turned into RGB with the Beer-Lambert law; see
+:mod:`valf.data.synthetic` for what each class looks like and what ``difficulty`` does.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import json
 import math
-import os
-import shutil
 import zlib
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
-__all__ = [
-    "GENERATOR_VERSION",
-    "SYNTHETIC_INFO_FILE",
-    "make_synthetic_release",
-    "synthetic_metadata",
-    "render_tile",
-    "read_synthetic_info",
-    "plot_sample_tiles",
-]
+from valf.data.synthetic.metadata import image_dir
+from valf.data.synthetic.settings import (DEFAULTS, GRADES, RESOLUTIONS, SUPERCLASSES,
+                                          check_image_size, check_seed, check_unit_interval)
 
-#: Bumped whenever a change to the drawing changes the pixels for a given seed.
-GENERATOR_VERSION = "1.0"
-#: Name of the marker file written beside ``data.csv`` in a generated release.
-SYNTHETIC_INFO_FILE = "SYNTHETIC.json"
+__all__ = ["render_tile"]
 
-_SUPERCLASSES = ("aca", "nor", "scc")
-_SUBCLASSES = ("bd", "md", "pd")
-_RESOLUTIONS = ("20x", "40x")
-_COLUMNS = ["superclass", "subclass", "resolution", "image_id", "patient_id"]
-_JPEG_QUALITY = 90
 
 # Reference stain vectors (optical density per unit concentration, RGB order), the H&E
 # reference of Macenko et al. (2009): hematoxylin absorbs red and green (purple-blue), eosin
@@ -82,178 +33,6 @@ _PLEOMORPHISM = {"bd": 0.08, "md": 0.15, "pd": 0.26}
 _SOLID_GLANDS = {"bd": 0.0, "md": 0.12, "pd": 0.35}
 _PEARLS = {"bd": 2.2, "md": 1.4, "pd": 0.6}
 
-
-# ---------------------------------------------------------------------------
-# Argument checks
-# ---------------------------------------------------------------------------
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"`seed` must be an integer >= 0, received {seed!r}.")
-    return int(seed)
-
-
-def _check_unit_interval(value, name, *, open_low):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    low_ok = number > 0 if open_low else number >= 0
-    if isinstance(value, bool) or not (low_ok and number <= 1):
-        interval = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"`{name}` must be a number in {interval}, received {value!r}.")
-    return number
-
-
-def _check_image_size(image_size):
-    try:
-        height, width = image_size
-        ok = all(
-            not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 8
-            for v in (height, width)
-        )
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError(
-            "`image_size` must be a pair of integers (height, width), each >= 8; "
-            f"received {image_size!r}."
-        )
-    return int(height), int(width)
-
-
-def _check_class_counts(class_counts):
-    if class_counts is None:
-        return None
-    if not isinstance(class_counts, Mapping):
-        raise ValueError(
-            "`class_counts` must be a dict such as {'aca': 100, 'nor': 20, 'scc': 100}, "
-            f"received {class_counts!r}."
-        )
-    counts = {}
-    for name, count in class_counts.items():
-        if name not in _SUPERCLASSES:
-            raise ValueError(
-                f"`class_counts` keys must be among {list(_SUPERCLASSES)}, received key {name!r}."
-            )
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
-            raise ValueError(
-                f"`class_counts[{name!r}]` must be an integer >= 1 (images per magnification), "
-                f"received {count!r}."
-            )
-        counts[name] = int(count)
-    return counts
-
-
-# ---------------------------------------------------------------------------
-# Metadata: which rows are written
-# ---------------------------------------------------------------------------
-
-
-def _release_metadata():
-    """The packaged ``data.csv`` of the real release, as read by pandas."""
-    resource = importlib.resources.files("valf.data").joinpath("resources/data.csv")
-    with resource.open("rb") as handle:
-        return pd.read_csv(handle)
-
-
-def _image_dir(superclass, subclass):
-    """Folder name of the release: ``aca_bd`` ... or ``nor`` (whose subclass is empty)."""
-    return superclass if not isinstance(subclass, str) or not subclass else f"{superclass}_{subclass}"
-
-
-def synthetic_metadata(seed=0, scale=1.0, class_counts=None):
-    """The rows :func:`make_synthetic_release` writes to ``data.csv``, as a DataFrame.
-
-    Parameters
-    ----------
-    seed : int
-        Seed of the row subset (``scale < 1``) and of the extra rows (``class_counts``).
-    scale : float
-        In (0, 1]: keeps ``max(1, round(scale * n))`` of the n rows of every
-        (patient, magnification, subclass) group of the release, so every patient and every
-        group stays. Subsets are nested: a smaller scale keeps a subset of a larger one.
-    class_counts : dict, optional
-        ``{"aca": n, "nor": n, "scc": n}``: exactly n images of that class at *each*
-        magnification, in place of the release's counts (a missing class keeps them). Below
-        the release count, rows are dropped spreading the loss over patients and subclasses;
-        above it, new rows with fresh image ids cycle over the class's existing
-        (patient, subclass) groups. Cannot be combined with ``scale < 1``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``superclass, subclass, resolution, image_id, patient_id`` with the dtypes of
-        the packaged ``data.csv``, rows in the release's order (new rows after the release's).
-
-    Examples
-    --------
-    >>> len(synthetic_metadata()), synthetic_metadata().patient_id.nunique()
-    (691, 45)
-    >>> small = synthetic_metadata(scale=0.1)
-    >>> len(small), small.patient_id.nunique()
-    (116, 45)
-    >>> counts = synthetic_metadata(class_counts={"nor": 10, "scc": 200})
-    >>> counts.groupby(["superclass", "resolution"]).size().tolist()
-    [146, 134, 10, 10, 200, 200]
-    """
-    seed = _check_seed(seed)
-    scale = _check_unit_interval(scale, "scale", open_low=True)
-    counts = _check_class_counts(class_counts)
-    if counts is not None and scale < 1.0:
-        raise ValueError(
-            f"`scale` must be 1.0 when `class_counts` is given (the counts fix the size); "
-            f"received scale={scale!r}."
-        )
-    release = _release_metadata()
-    rng = np.random.default_rng([seed, 0x5CA1E])
-    # One random key per row; keeping the lowest keys of each group makes subsets nested.
-    key = pd.Series(rng.random(len(release)), index=release.index)
-    group_columns = ["patient_id", "resolution", "subclass"]
-    rank = key.groupby([release[c] for c in group_columns], dropna=False).rank(method="first")
-    if counts is None:
-        group_size = release.groupby(group_columns, dropna=False)["image_id"].transform("size")
-        keep = rank <= np.maximum(1, np.round(scale * group_size))
-        return release[keep].reset_index(drop=True)
-
-    kept, extra = [], []
-    for (superclass, resolution), rows in release.groupby(["superclass", "resolution"], sort=False):
-        target = counts.get(superclass, len(rows))
-        # Lowest rank first (one image per group before any group's second), ties by key.
-        order = rows.assign(_rank=rank[rows.index], _key=key[rows.index])
-        order = order.sort_values(["_rank", "_key"])
-        kept.append(order.index[:target])
-        missing = target - len(rows)
-        if missing > 0:
-            groups = order.drop_duplicates(["patient_id", "subclass"])
-            next_id = {}
-            for i in range(missing):
-                donor = groups.iloc[i % len(groups)]
-                folder = _image_dir(donor.superclass, donor.subclass)
-                if folder not in next_id:
-                    same_folder = (release.superclass == donor.superclass) & (
-                        release.resolution == resolution
-                    )
-                    if isinstance(donor.subclass, str):
-                        same_folder &= release.subclass == donor.subclass
-                    next_id[folder] = int(release.image_id[same_folder].max()) + 1
-                extra.append(
-                    {
-                        "superclass": donor.superclass,
-                        "subclass": donor.subclass,
-                        "resolution": resolution,
-                        "image_id": next_id[folder],
-                        "patient_id": int(donor.patient_id),
-                    }
-                )
-                next_id[folder] += 1
-    index = np.sort(np.concatenate(kept))
-    frame = release.loc[index]
-    if extra:
-        frame = pd.concat([frame, pd.DataFrame(extra, columns=_COLUMNS)], ignore_index=True)
-        frame = frame.astype(release.dtypes.to_dict())
-    return frame.reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------
@@ -722,7 +501,8 @@ def _image_rng(seed, folder, resolution, image_id):
 
 
 def render_tile(superclass, subclass=None, resolution="20x", *, patient_id=1, image_id=0,
-                seed=0, image_size=(240, 320), difficulty=0.5):
+                seed=DEFAULTS["seed"], image_size=tuple(DEFAULTS["image_size"]),
+                difficulty=DEFAULTS["difficulty"]):
     """Draw one H&E-like tile as uint8 RGB, exactly as :func:`make_synthetic_release` does.
 
     Parameters
@@ -760,17 +540,17 @@ def render_tile(superclass, subclass=None, resolution="20x", *, patient_id=1, im
     >>> bool(red > green and blue > green)
     True
     """
-    if superclass not in _SUPERCLASSES:
-        raise ValueError(f"`superclass` must be one of {list(_SUPERCLASSES)}, received {superclass!r}.")
-    if superclass != "nor" and subclass not in _SUBCLASSES:
-        raise ValueError(f"`subclass` must be one of {list(_SUBCLASSES)} for {superclass!r}, "
+    if superclass not in SUPERCLASSES:
+        raise ValueError(f"`superclass` must be one of {list(SUPERCLASSES)}, received {superclass!r}.")
+    if superclass != "nor" and subclass not in GRADES:
+        raise ValueError(f"`subclass` must be one of {list(GRADES)} for {superclass!r}, "
                          f"received {subclass!r}.")
-    if resolution not in _RESOLUTIONS:
-        raise ValueError(f"`resolution` must be one of {list(_RESOLUTIONS)}, received {resolution!r}.")
-    seed = _check_seed(seed)
-    height, width = _check_image_size(image_size)
-    difficulty = _check_unit_interval(difficulty, "difficulty", open_low=False)
-    folder = _image_dir(superclass, subclass if superclass != "nor" else None)
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, received {resolution!r}.")
+    seed = check_seed(seed)
+    height, width = check_image_size(image_size)
+    difficulty = check_unit_interval(difficulty, "difficulty", open_low=False)
+    folder = image_dir(superclass, subclass if superclass != "nor" else None)
     rng = _image_rng(seed, folder, resolution, image_id)
     magnification = 2.0 if resolution == "40x" else 1.0
     # Structures shrink with the tile down to 48x64 and no further: below that they would be
@@ -838,198 +618,3 @@ def _colour_matrix(hue_degrees, saturation, brightness):
         ]
     )
     return (brightness * rotate @ saturate).astype(np.float32)
-
-# ---------------------------------------------------------------------------
-# The release
-# ---------------------------------------------------------------------------
-
-
-def read_synthetic_info(root):
-    """The generator's record of a generated release, or None for anything else.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> read_synthetic_info(tempfile.mkdtemp()) is None
-    True
-    """
-    path = Path(root) / SYNTHETIC_INFO_FILE
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def make_synthetic_release(dest, seed=0, scale=1.0, image_size=(240, 320), difficulty=0.5,
-                           class_counts=None, progress=True, *, workers=None):
-    """Write a generated LungHist700 in the released layout and return its root.
-
-    Writes ``dest/SYNTHETIC.json`` (the generator version and the arguments), then
-    ``dest/images/<dir>/<dir>_<res>_<id>.jpg`` (JPEG quality 90), then ``dest/data.csv``
-    (columns ``superclass,subclass,resolution,image_id,patient_id``, rows formatted as in the
-    release, subclass empty for ``nor``), last, so that an interrupted run never looks complete.
-
-    Parameters
-    ----------
-    dest : str or path-like
-        Root of the release. Created if missing. A directory that holds a ``data.csv`` or an
-        ``images`` folder but no ``SYNTHETIC.json`` is refused (it may be the real release);
-        a previous generated release there is replaced.
-    seed : int
-        Seed of everything: the row subset, every pixel. The same seed gives byte-identical
-        files.
-    scale : float
-        In (0, 1]: share of each (patient, magnification, subclass) group kept, at least one
-        image each, so every patient stays. 1 mirrors all 691 rows.
-    image_size : tuple of int
-        (height, width) of the tiles; the release's are 1200x1600, 240x320 keeps its aspect.
-    difficulty : float
-        In [0, 1]: 0 makes the classes clearly distinct, higher values make ACA and SCC
-        overlap (see the module docstring).
-    class_counts : dict, optional
-        ``{"aca": n, "nor": n, "scc": n}``, images per class at each magnification, for a
-        different imbalance; see :func:`synthetic_metadata`. Needs ``scale=1``.
-    progress : bool
-        Show a tqdm progress bar.
-    workers : int, optional
-        Drawing threads; default ``min(4, os.cpu_count())``. The files do not depend on it.
-
-    Returns
-    -------
-    pathlib.Path
-        ``dest``, ready for any reader of the real release.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> root = make_synthetic_release(tempfile.mkdtemp(), scale=0.05, image_size=(24, 32),
-    ...                               progress=False)
-    >>> sorted(p.name for p in (root / "images").iterdir())
-    ['aca_bd', 'aca_md', 'aca_pd', 'nor', 'scc_bd', 'scc_md', 'scc_pd']
-    >>> print((root / "data.csv").read_text().splitlines()[0])
-    superclass,subclass,resolution,image_id,patient_id
-    >>> read_synthetic_info(root)["seed"]
-    0
-    """
-    seed = _check_seed(seed)
-    scale = _check_unit_interval(scale, "scale", open_low=True)
-    height, width = _check_image_size(image_size)
-    difficulty = _check_unit_interval(difficulty, "difficulty", open_low=False)
-    counts = _check_class_counts(class_counts)
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
-    elif isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-        raise ValueError(f"`workers` must be an integer >= 1, received {workers!r}.")
-    frame = synthetic_metadata(seed=seed, scale=scale, class_counts=counts)
-
-    root = Path(dest)
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"`dest` must be a directory, received the file {str(root)!r}.")
-    images = root / "images"
-    if read_synthetic_info(root) is None:
-        if (root / "data.csv").exists() or images.exists():
-            raise ValueError(
-                f"`dest` {str(root)!r} holds a data.csv or an images folder without "
-                f"{SYNTHETIC_INFO_FILE}; it may be the real release, so it is left alone."
-            )
-    elif images.exists():
-        shutil.rmtree(images)  # a previous generated release: stale files must not linger
-    root.mkdir(parents=True, exist_ok=True)
-    info = {
-        "generator": "valf.data.synthetic",
-        "generator_version": GENERATOR_VERSION,
-        "note": "Generated tiles, NOT the LungHist700 release; same layout and metadata format.",
-        "seed": seed,
-        "scale": scale,
-        "image_size": [height, width],
-        "difficulty": difficulty,
-        "class_counts": counts,
-        "jpeg_quality": _JPEG_QUALITY,
-        "n_images": len(frame),
-    }
-    (root / SYNTHETIC_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    (root / "data.csv").unlink(missing_ok=True)
-
-    for folder in {_image_dir(c, sc) for c, sc in zip(frame.superclass, frame.subclass)}:
-        (images / folder).mkdir(parents=True, exist_ok=True)
-
-    def write(row):
-        subclass = row.subclass if isinstance(row.subclass, str) else None
-        folder = _image_dir(row.superclass, subclass)
-        tile = render_tile(row.superclass, subclass, row.resolution, patient_id=row.patient_id,
-                           image_id=row.image_id, seed=seed, image_size=(height, width),
-                           difficulty=difficulty)
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(tile, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY])
-        if not ok:  # pragma: no cover - OpenCV without a JPEG codec
-            raise RuntimeError("OpenCV could not encode a JPEG image.")
-        (images / folder / f"{folder}_{row.resolution}_{row.image_id}.jpg").write_bytes(
-            encoded.tobytes())
-
-    # Threads, not processes: OpenCV and the large NumPy operations release the GIL, and no
-    # worker has to import the package again. Every image has its own generator, so the files
-    # do not depend on the number of workers or on the order in which they finish.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        done = pool.map(write, frame.itertuples(index=False))
-        if progress:
-            from tqdm.auto import tqdm
-
-            done = tqdm(done, total=len(frame), desc="synthetic LungHist700", unit="image")
-        for _ in done:
-            pass
-    frame.to_csv(root / "data.csv", index=False, lineterminator="\n")
-    return root
-
-
-def plot_sample_tiles(root, path=None, per_class=4, seed=0):
-    """A grid of sample tiles: one row per class and magnification, ``per_class`` columns.
-
-    Works on the real release as on a generated one (it reads ``root/data.csv``).
-
-    Parameters
-    ----------
-    root : str or path-like
-        Root of a release (``data.csv`` and ``images/``).
-    path : str or path-like, optional
-        Where to save the figure (any format matplotlib knows, from the suffix).
-    per_class : int
-        Tiles per row (fewer where a class has fewer images).
-    seed : int
-        Seed of the choice of tiles.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    from matplotlib.figure import Figure
-
-    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
-        raise ValueError(f"`per_class` must be an integer >= 1, received {per_class!r}.")
-    root = Path(root)
-    frame = pd.read_csv(root / "data.csv")
-    rng = np.random.default_rng(_check_seed(seed))
-    groups = [(c, r) for c in _SUPERCLASSES for r in _RESOLUTIONS]
-    figure = Figure(figsize=(2.4 * per_class, 2.0 * len(groups)), layout="constrained")
-    axes = figure.subplots(len(groups), per_class, squeeze=False)
-    for row, (superclass, resolution) in enumerate(groups):
-        rows = frame[(frame.superclass == superclass) & (frame.resolution == resolution)]
-        chosen = rows.iloc[np.sort(rng.permutation(len(rows))[:per_class])]
-        for col in range(per_class):
-            ax = axes[row, col]
-            ax.set_axis_off()
-            if col >= len(chosen):
-                continue
-            item = chosen.iloc[col]
-            subclass = item.subclass if isinstance(item.subclass, str) else None
-            folder = _image_dir(item.superclass, subclass)
-            file = root / "images" / folder / f"{folder}_{item.resolution}_{item.image_id}.jpg"
-            bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise ValueError(f"Cannot read the image {str(file)!r} listed in data.csv.")
-            ax.imshow(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            label = f"{superclass.upper()} {resolution}"
-            if subclass:
-                label += f" {subclass}"
-            ax.set_title(f"{label} · p{item.patient_id}", fontsize=9)
-    if path is not None:
-        figure.savefig(path, dpi=110)
-    return figure

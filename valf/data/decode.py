@@ -1,0 +1,157 @@
+"""Decoding images once: pixels kept on disk at the size the transforms want.
+
+:class:`DecodedImageCache` decodes each image once (``cv2.imread``, BGR to RGB, resized to a
+*working size*) and keeps the pixels as one ``.npy`` file per image under
+``cache_dir/<data set>-<magnification>-<H>x<W>/``. The working size is the size the transform
+expects: 1200x1600 for the faithful training recipe, the output size (300x400 at r = 0.25) for
+the fast recipe and for validation and test. At 1200x1600 the cache holds 5.8 MB per image
+(about 4 GB for LungHist700); at 300x400, 360 kB. Reading an entry costs well under a
+millisecond against 20-40 ms for decoding a 1200x1600 JPEG.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["DecodedImageCache", "decode_image"]
+
+
+def decode_image(path, size=None):
+    """Read an image file as uint8 RGB (H, W, 3), optionally resized to ``size`` (h, w).
+
+    Shrinking uses ``cv2.INTER_AREA`` (averages, no aliasing), enlarging ``INTER_LINEAR``.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, cv2
+    >>> path = os.path.join(tempfile.mkdtemp(), "red.png")
+    >>> bgr = np.zeros((8, 10, 3), np.uint8); bgr[..., 2] = 255
+    >>> _ = cv2.imwrite(path, bgr)
+    >>> rgb = decode_image(path, size=(4, 5))
+    >>> rgb.shape, rgb[0, 0].tolist()
+    ((4, 5, 3), [255, 0, 0])
+    """
+    bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"cannot read image {os.fspath(path)!r}")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if size is not None:
+        height, width = (int(s) for s in size)
+        if rgb.shape[:2] != (height, width):
+            shrinking = height * width < rgb.shape[0] * rgb.shape[1]
+            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+            rgb = cv2.resize(rgb, (width, height), interpolation=interpolation)
+    return rgb
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "_"
+
+
+class DecodedImageCache:
+    """Decoded, resized images on disk, one ``.npy`` per image.
+
+    Parameters
+    ----------
+    cache_dir : path-like
+        Root folder; entries go to ``cache_dir/<key>/`` with ``key`` =
+        ``"<dataset_name>-<magnification>-<H>x<W>"``.
+    dataset_name : str
+        Data set name, e.g. ``"lunghist700"``.
+    magnification : str or int
+        e.g. ``"20x"``, ``"40x"`` or ``"all"``.
+    working_size : tuple of int
+        (height, width) every image is resized to when decoded.
+
+    Notes
+    -----
+    An entry is named after the image's file stem and a hash of its absolute path, size and
+    modification time, so a replaced image is decoded again. Writes go to a temporary name in
+    the same folder and are renamed into place (``os.replace``, atomic on POSIX): a run killed
+    mid-write leaves at most a ``*.tmp`` file, never a truncated entry. Entries are not
+    fsync'ed, so a power loss may still lose recent ones (they are then decoded again). Safe
+    to share between threads and processes.
+
+    ``decode_count`` and ``hit_count`` count, for this object, the images decoded and the
+    entries read.
+
+    Examples
+    --------
+    >>> import tempfile, os, numpy as np, cv2
+    >>> root = tempfile.mkdtemp()
+    >>> path = os.path.join(root, "a.png")
+    >>> _ = cv2.imwrite(path, np.zeros((12, 16, 3), np.uint8))
+    >>> cache = DecodedImageCache(root, "demo", "20x", (6, 8))
+    >>> cache.key
+    'demo-20x-6x8'
+    >>> cache.get(path).shape, cache.get(path).shape
+    ((6, 8, 3), (6, 8, 3))
+    >>> cache.decode_count, cache.hit_count
+    (1, 1)
+    """
+
+    def __init__(self, cache_dir, dataset_name, magnification, working_size):
+        height, width = (int(s) for s in working_size)
+        if height < 1 or width < 1:
+            raise ValueError(f"working_size must be positive, got {working_size!r}")
+        self.working_size = (height, width)
+        self.dataset_name = str(dataset_name)
+        self.magnification = str(magnification)
+        self.key = f"{_slug(dataset_name)}-{_slug(magnification)}-{height}x{width}"
+        self.directory = Path(cache_dir) / self.key
+        self.decode_count = 0
+        self.hit_count = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self):
+        return f"DecodedImageCache({str(self.directory)!r})"
+
+    def entry_path(self, image_path):
+        """Where the decoded pixels of ``image_path`` are (or will be) stored."""
+        image_path = Path(image_path).resolve()
+        stat = image_path.stat()
+        identity = f"{image_path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+        digest = hashlib.sha1(identity).hexdigest()[:16]
+        return self.directory / f"{_slug(image_path.stem)}-{digest}.npy"
+
+    def __contains__(self, image_path):
+        return self.entry_path(image_path).exists()
+
+    def get(self, image_path):
+        """The uint8 RGB pixels of ``image_path`` at the working size, decoding on a miss."""
+        entry = self.entry_path(image_path)
+        try:
+            pixels = np.load(entry)
+        except FileNotFoundError:
+            pass
+        else:
+            with self._lock:
+                self.hit_count += 1
+            return pixels
+        pixels = decode_image(image_path, self.working_size)
+        self._write(entry, pixels)
+        with self._lock:
+            self.decode_count += 1
+        return pixels
+
+    def _write(self, entry, pixels):
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # Unique per process and thread, so concurrent writers of one entry do not collide;
+        # the last rename wins and every version is complete.
+        temporary = entry.with_name(
+            f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp"
+        )
+        try:
+            with open(temporary, "wb") as handle:
+                np.save(handle, pixels)
+            os.replace(temporary, entry)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise

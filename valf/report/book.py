@@ -1,0 +1,93 @@
+"""What the book's pages read: which studies it shows, and their results tables.
+
+The pages in ``book/`` call :func:`load` and the functions of :mod:`valf.report.tables` and
+:mod:`valf.report.figures`; :mod:`valf.report.build` builds the book.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS_FILE = ROOT / "book" / "study.yml"
+ENVIRONMENT = {"study": "VALF_BOOK_STUDY", "ablations": "VALF_BOOK_ABLATIONS",
+               "results": "VALF_BOOK_RESULTS", "runs_root": "VALF_BOOK_RUNS",
+               "studies": "VALF_BOOK_STUDIES"}
+
+__all__ = ["BookStudy", "load", "settings"]
+
+
+def settings(**overrides):
+    """The book's settings: ``book/study.yml``, then ``VALF_BOOK_*`` variables, then overrides."""
+    values = yaml.safe_load(SETTINGS_FILE.read_text()) if SETTINGS_FILE.is_file() else {}
+    values = {"study": "quick", "ablations": "quick-ablations", "results": "results",
+              "runs_root": "runs", "studies": "studies", **(values or {})}
+    for key, variable in ENVIRONMENT.items():
+        if os.environ.get(variable):
+            values[key] = os.environ[variable]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return values
+
+
+@dataclass
+class BookStudy:
+    """A study's results tables and what the pages need to know about it."""
+
+    name: str
+    title: str
+    runs: object
+    history: object
+    class_weights: object
+    predictions: object
+    selections: dict
+    dataset: str
+    data_root: str
+
+    @property
+    def data_path(self):
+        """The data root as a path (pages execute in book/; relative roots are the project's)."""
+        return ROOT / self.data_root
+
+    @property
+    def synthetic(self):
+        return self.dataset != "lunghist700"
+
+    @property
+    def done(self):
+        return self.runs[self.runs["status"] == "done"]
+
+    def banner(self):
+        """A Markdown admonition saying plainly where the numbers come from."""
+        from IPython.display import Markdown
+
+        total, done = len(self.runs), len(self.done)
+        incomplete = (f" Only {done} of its {total} runs are complete; the tables below show "
+                      "those." if done < total else "")
+        if self.synthetic:
+            return Markdown(
+                f":::{{warning}}\nThis page shows the study **{self.name}** ({self.title}), which "
+                "ran on the **generated stand-in data set**, not on LungHist700. Its numbers "
+                "describe generated tiles; they test the code end to end and are **not** a "
+                f"reproduction of the paper's results.{incomplete}\n:::")
+        return Markdown(f":::{{note}}\nThis page shows the study **{self.name}** "
+                        f"({self.title}) on LungHist700.{incomplete}\n:::")
+
+
+def load(which="study", **overrides):
+    """The tables of the book's main study (``which="study"``) or of its ablations."""
+    from valf.study.results import load_results
+    from valf.study.spec import find_study_file, load_study
+
+    config = settings(**overrides)
+    name = config[which]
+    tables = load_results(name, out=ROOT / config["results"])
+    study = load_study(find_study_file(name, ROOT / config["studies"]),
+                       ROOT / config["runs_root"])
+    return BookStudy(name=name, title=study.title, runs=tables["runs"],
+                     history=tables["history"], class_weights=tables["class_weights"],
+                     predictions=tables["predictions"], selections=tables["selections"],
+                     dataset=study.data["dataset"], data_root=study.data["root"])

@@ -1,0 +1,190 @@
+"""The book's figures, computed from a study's results tables.
+
+Every function returns a :class:`matplotlib.figure.Figure` (no pyplot state); the pages display
+them. The figures of one run are :mod:`valf.run.figures`, those of a data set
+:mod:`valf.data.figures`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from valf.data.lunghist700 import CLASS_NAMES
+from valf.report.stats import mean_ci
+from valf.report.tables import SETTING, done, knob_order
+from valf.study.results import experiment_runs
+
+__all__ = [
+    "plot_ablation", "plot_confusions", "plot_loss_curves", "plot_paired",
+    "plot_update_replay", "plot_weight_trajectories",
+]
+
+
+def plot_paired(paired, loss="VALF"):
+    """The paired differences of :func:`paired_comparison` with their intervals, one line per
+    setting; right of zero, ``loss`` is ahead."""
+    figure = Figure(figsize=(6.0, 0.45 * len(paired) + 1.2), layout="constrained")
+    ax = figure.subplots()
+    labels = [f"{r.backbone} · {r.magnification} (vs {r.baseline})"
+              for r in paired.itertuples()]
+    y = np.arange(len(paired))[::-1]
+    halves = np.nan_to_num(paired["ci"].to_numpy(float), nan=0.0)
+    ax.errorbar(paired["difference"], y, xerr=halves, fmt="o", capsize=3)
+    ax.axvline(0, color="0.5", linewidth=0.8)
+    ax.set_yticks(y, labels)
+    ax.set(xlabel=f"macro-F1 of {loss} minus the best other loss (95 % interval over seeds)")
+    return figure
+
+
+def plot_loss_curves(gamma=2.0, weight=2.0):
+    """Per-sample loss against the true-class probability p_t for CE, FL, CEFL, CEFL2 and the
+    class-weighted variants (weight ``weight``), computed with :mod:`valf.losses` itself."""
+    import keras
+
+    from valf import losses
+
+    p_t = np.linspace(0.005, 1.0, 400)
+    y_pred = np.stack([p_t, 1 - p_t], axis=1).astype("float32")
+    y_true = np.zeros(len(p_t), dtype="int32")
+    weights = [weight, 1.0]
+
+    def value(loss):
+        return keras.ops.convert_to_numpy(loss)
+
+    curves = {
+        "CE": value(losses.weighted_categorical_crossentropy(y_true, y_pred, [1.0, 1.0])),
+        f"FL (γ={gamma:g})": value(losses.focal_loss(y_true, y_pred, gamma)),
+        f"CEFL (γ={gamma:g})": value(losses.cefl(y_true, y_pred, gamma)),
+        f"CEFL2 (γ={gamma:g})": value(losses.cefl2(y_true, y_pred, gamma)),
+        f"WCCE (w={weight:g})": value(losses.weighted_categorical_crossentropy(
+            y_true, y_pred, weights)),
+        f"VALF (w={weight:g}, γ={gamma:g})": value(losses.validation_adaptive_focal_loss(
+            y_true, y_pred, weights, gamma)),
+    }
+    figure = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = figure.subplots()
+    for i, (name, curve) in enumerate(curves.items()):
+        ax.plot(p_t, curve, label=name, linestyle="--" if i >= 4 else "-")
+    ax.set(xlabel="probability of the true class, $p_t$", ylabel="per-sample loss",
+           ylim=(0, 5), xlim=(0, 1))
+    ax.legend(frameon=False, fontsize="small")
+    return figure
+
+
+def plot_update_replay(class_weights, run_id, warmup_epochs, rates=(0.01, 0.1, 1.0)):
+    """Eq. 7-8 replayed on the validation accuracies one VALF run recorded, for several rates
+    r: how far the rule moves the weights when accuracies are read as fractions (r = 0.01) or
+    as percentages (r = 1)."""
+    from valf.reweighting import update_class_weights
+
+    run = class_weights[class_weights["run_id"] == run_id].sort_values("epoch")
+    accuracies = run[[f"val_acc_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    epochs = run["epoch"].to_numpy(int)
+    figure = Figure(figsize=(3.2 * len(rates), 3.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(rates), sharey=False))
+    for ax, rate in zip(axes, rates):
+        weights, rows = np.ones(len(CLASS_NAMES)), []
+        for epoch, accuracy in zip(epochs, accuracies):
+            if epoch >= warmup_epochs and np.all(np.isfinite(accuracy)):
+                weights = np.asarray(update_class_weights(weights, accuracy, rate))
+            rows.append(weights.copy())
+        rows = np.array(rows)
+        for c, name in enumerate(CLASS_NAMES):
+            ax.plot(epochs, rows[:, c], label=name)
+        ax.axvline(warmup_epochs, color="0.6", linewidth=0.8, linestyle=":")
+        ax.set(title=f"r = {rate:g}", xlabel="epoch")
+    axes[0].set_ylabel("class weight")
+    axes[-1].legend(frameon=False, fontsize="small")
+    return figure
+
+
+def plot_confusions(predictions, runs, backbone, losses=None):
+    """Row-normalised test confusion matrices, one per loss and magnification, pooled over
+    seeds (the paper's Fig. 4)."""
+    from sklearn.metrics import confusion_matrix
+
+    from valf.run.figures import plot_confusion
+
+    complete = done(runs)
+    complete = complete[complete["backbone"] == backbone]
+    losses = list(losses or dict.fromkeys(complete["loss"]))
+    magnifications = sorted(complete["magnification"].unique())
+    test = predictions[predictions["split"] == "test"].merge(
+        complete[["run_id", "loss", "magnification"]], on="run_id")
+    figure = Figure(figsize=(2.1 * len(losses), 2.1 * len(magnifications) + 0.4),
+                    layout="constrained")
+    axes = np.atleast_2d(figure.subplots(len(magnifications), len(losses), squeeze=False))
+    for i, magnification in enumerate(magnifications):
+        for j, loss in enumerate(losses):
+            part = test[(test["loss"] == loss) & (test["magnification"] == magnification)]
+            counts = confusion_matrix(part["label"], part["predicted"],
+                                      labels=list(range(len(CLASS_NAMES)))).astype(float)
+            normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            ax = axes[i, j]
+            plot_confusion(pd.DataFrame(normalised, index=CLASS_NAMES, columns=CLASS_NAMES),
+                           title=f"{loss} · {magnification}", ax=ax)
+            ax.title.set_fontsize("small")
+            ax.tick_params(labelsize="x-small")
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+    figure.supxlabel("predicted", fontsize="small")
+    figure.supylabel("true", fontsize="small")
+    return figure
+
+
+def plot_weight_trajectories(class_weights, runs, loss="VALF"):
+    """Class weights per epoch of every ``loss`` run, mean over seeds with their range, one
+    panel per backbone and magnification."""
+    complete = done(runs)
+    complete = complete[complete["loss"] == loss]
+    table = class_weights.merge(complete[["run_id", "backbone", "magnification", "seed"]],
+                                on="run_id")
+    settings = list(table.groupby(list(SETTING)).groups)
+    figure = Figure(figsize=(3.4 * max(1, len(settings)), 3.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, max(1, len(settings)), sharey=True))
+    for ax, setting in zip(axes, settings):
+        part = table[(table["backbone"] == setting[0]) & (table["magnification"] == setting[1])]
+        for name in CLASS_NAMES:
+            by_epoch = part.groupby("epoch")[f"weight_{name}"]
+            mean = by_epoch.mean()
+            ax.plot(mean.index, mean.to_numpy(), label=name)
+            ax.fill_between(mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(),
+                            alpha=0.2)
+        ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
+        ax.set(title=f"{setting[0]} · {setting[1]}", xlabel="epoch")
+    axes[0].set_ylabel(f"{loss} class weight")
+    axes[-1].legend(frameon=False, fontsize="small")
+    return figure
+
+
+def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
+    """Test ``metric`` against the values of ``knob``: each seed's run (dots) and the mean with
+    its 95 % t-interval over seeds (the numbers of :func:`ablation_table`)."""
+    part = done(experiment_runs(runs, experiment)).copy()
+    part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
+    order = [str(v) for v in dict.fromkeys(part.sort_values(knob, key=knob_order)[knob])]
+    position = {value: i for i, value in enumerate(order)}
+    groups = list(part.groupby(hue, sort=False)) if hue else [(None, part)]
+    offsets = np.linspace(-0.15, 0.15, len(groups)) if len(groups) > 1 else [0.0]
+    figure = Figure(figsize=(4.2, 3.0), layout="constrained")
+    ax = figure.subplots()
+    for (name, group), offset in zip(groups, offsets):
+        x, means, halves = [], [], []
+        for value, members in group.groupby(group[knob].astype(str), sort=False):
+            mean, half = mean_ci(members[metric])
+            x.append(position[value] + offset)
+            means.append(mean)
+            halves.append(0.0 if not np.isfinite(half) else half)
+            ax.scatter(np.full(len(members), position[value] + offset), members[metric], s=10,
+                       alpha=0.35, color="0.4", zorder=1)
+        ax.errorbar(x, means, yerr=halves, fmt="o", capsize=3, zorder=2,
+                    label=None if name is None else str(name))
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(0, 1.02)  # the metrics are fractions; a wide interval runs off the frame
+    ax.set(title=title or experiment, xlabel=knob, ylabel=metric if metric.startswith("val_")
+           else f"test {metric}")
+    if hue:
+        ax.legend(frameon=False, fontsize="small", title=hue)
+    return figure

@@ -1,0 +1,256 @@
+"""One run of the study: resolved parameters in, a complete run directory out.
+
+:func:`train` follows the protocol of METHOD.md section 6: Adam at the given learning rate,
+batch size 4, up to 100 epochs, EarlyStopping(val_loss, 25), ReduceLROnPlateau(val_loss, 10,
+min_lr 1e-7), the best-val_loss weights restored before testing, CSVLogger, TerminateOnNaN, and
+the VALF or DWFL reweighting callback where the loss needs one. A run killed at any point
+continues from its last finished epoch when started again (:mod:`valf.run.state`), and a
+complete run is not trained again.
+
+The files it writes are listed in :mod:`valf.run.rundir`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from valf.run import rundir
+from valf.run.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
+
+__all__ = ["train"]
+
+#: Set by the sweep to the id of the run it executes: the sweep writes DONE itself, after
+#: papermill has saved the executed notebook.
+SWEEP_RUN_VARIABLE = "VALF_SWEEP_RUN"
+#: Set by the sweep: CPU threads the run may use.
+THREADS_VARIABLE = "VALF_THREADS"
+
+
+def train(params=None, run_dir=None, *, progress=None, **overrides):
+    """Train and test one run; return its run directory.
+
+    Parameters
+    ----------
+    params : mapping, optional
+        Run parameters (:data:`valf.run.parameters.PARAMETERS`); missing ones take their
+        defaults.
+    run_dir : path-like, optional
+        Default ``<runs_root>/<run_id>``.
+    progress : bool, optional
+        A progress bar over epochs; by default on, except under the sweep, which logs one line
+        per epoch instead (the executed notebook keeps them).
+    **overrides
+        More parameters, taking precedence over ``params``.
+
+    Returns
+    -------
+    pathlib.Path
+        The run directory, complete (``status.json`` says ``ok``).
+
+    Raises
+    ------
+    valf.run.parameters.ParameterError
+        Unknown or invalid parameters, before anything is written.
+    valf.data.errors.DataError
+        The data set is missing or not what the parameters say.
+
+    Examples
+    --------
+    A two-epoch run on a tiny generated set (about 30 s on 2 CPU cores):
+
+    >>> import tempfile
+    >>> tmp = tempfile.mkdtemp()
+    >>> run = train(epochs=2, warmup_epochs=1, image_scale=0.04, runs_root=tmp,
+    ...             data_root=tmp + "/data", cache_dir=tmp + "/cache",
+    ...             synthetic={"scale": 0.3, "image_size": [48, 64]})  # doctest: +SKIP
+    >>> sorted(p.name for p in run.iterdir())  # doctest: +SKIP
+    ['DONE', 'best.weights.h5', 'class_weights.csv', 'confusion.csv', ...]
+    """
+    params = resolve_parameters(params, **overrides)
+    run_dir = Path(run_dir) if run_dir is not None else rundir.run_directory(params)
+    if rundir.is_done(run_dir):
+        print(f"{run_dir} is complete already; nothing to do.")
+        return run_dir
+    _claim(run_dir, params)
+    rundir.write_json(run_dir / "environment.json", _environment())
+    rundir.write_status(run_dir, "running", run_id=run_id(params))
+    under_sweep = os.environ.get(SWEEP_RUN_VARIABLE) == run_dir.name
+    started = time.perf_counter()
+    try:
+        summary = _run(params, run_dir, progress=not under_sweep if progress is None
+                       else progress)
+    except BaseException as error:
+        rundir.write_status(run_dir, "failed", error, run_id=run_id(params))
+        raise
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    rundir.write_status(run_dir, "ok", run_id=run_id(params), **summary)
+    if not under_sweep:
+        rundir.mark_done(run_dir)
+    return run_dir
+
+
+def _claim(run_dir, params):
+    """Create the run directory, or check that the one there belongs to these parameters."""
+    existing = run_dir / "params.yaml"
+    record = {**params, "_run_id": run_id(params), "_hash": parameter_hash(params)}
+    if existing.is_file():
+        recorded = rundir.read_yaml(existing)
+        if recorded.get("_hash") not in (None, record["_hash"]):
+            raise ParameterError(
+                f"{run_dir} holds a run with other parameters ({existing}); choose another "
+                "`run_dir` or delete it.")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rundir.write_yaml(existing, record)
+
+
+def _environment():
+    from valf.run.environment import environment_record
+
+    return {**environment_record(backend_devices=True), "time": rundir.now()}
+
+
+def _configure_runtime(params):
+    import keras
+
+    threads = os.environ.get(THREADS_VARIABLE)
+    if threads:
+        import cv2
+
+        cv2.setNumThreads(int(threads))
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            try:  # several runs may share one GPU (the sweep's runs_per_gpu)
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # already initialised: TF_FORCE_GPU_ALLOW_GROWTH decides
+                pass
+        if params["deterministic"]:
+            tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(params["seed"])
+
+
+def _run(params, run_dir, progress):
+    from valf.data.lunghist700 import CLASS_NAMES
+    from valf.data.prepare import prepare_dataset, split_frames
+    from valf.run.evaluate import evaluate, tidy_history, write_outputs
+    from valf.run.inputs import run_datasets
+    from valf.run.objective import class_weight_table, reweighting_callback
+    from valf.run.state import BestWeightsCheckpoint, read_training_state
+
+    _configure_runtime(params)
+    prepare_dataset(params["dataset"], params["data_root"], params["synthetic"],
+                    progress=progress)
+    frames = split_frames(params)
+    counts = np.bincount(frames["train"]["label"], minlength=len(CLASS_NAMES))
+    backup_dir = run_dir / "backup"
+    state = read_training_state(backup_dir)
+    first_epoch = int(state["epoch"]) if state else 0
+    # CSVLogger's own file (epochs from 0, appended across resumptions) lives with the
+    # resumable state; history.csv is derived from it.
+    history_log = backup_dir / "history_log.csv"
+    if state is None:  # a fresh start: no rows of an earlier attempt
+        history_log.unlink(missing_ok=True)
+        (run_dir / "history.csv").unlink(missing_ok=True)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    datasets, out_size = run_datasets(params, frames, first_epoch)
+    model, loss = _compiled_model(params, counts, out_size, len(CLASS_NAMES))
+    reweighting = reweighting_callback(params, loss, datasets["val"], datasets["train_eval"],
+                                       CLASS_NAMES)
+    checkpoint = BestWeightsCheckpoint(run_dir / "best.weights.h5")
+    fit_seconds = _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir,
+                       state, first_epoch, progress)
+    history = tidy_history(history_log, run_dir / "history.csv")
+    _restore_best(model, run_dir / "best.weights.h5")
+    labels, probabilities, found = evaluate(model, datasets, frames, CLASS_NAMES, params["seed"])
+    summary = _summary(params, history, checkpoint, first_epoch, fit_seconds)
+    result = {
+        **found,
+        "val_loss_best": float(history["val_loss"].min()) if len(history) else None,
+        **summary,
+        **{f"n_train_{c}": int(n) for c, n in zip(CLASS_NAMES, counts)},
+        "n_train": int(counts.sum()), "n_val": int(len(labels["val"])),
+        "n_test": int(len(labels["test"])),
+    }
+    write_outputs(run_dir, frames, labels, probabilities, result, CLASS_NAMES,
+                  class_weight_table(loss, reweighting, CLASS_NAMES))
+    if not params["keep_weights"]:
+        (run_dir / "best.weights.h5").unlink(missing_ok=True)
+    return summary
+
+
+def _compiled_model(params, counts, out_size, num_classes):
+    import keras
+
+    from valf.run.backbones import build_model
+    from valf.run.objective import build_loss
+
+    model = build_model(params["backbone"], num_classes, (*out_size, 3), params["weights"])
+    loss = build_loss(params, counts)
+    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss=loss,
+                  metrics=["accuracy"], jit_compile=params["jit_compile"])
+    return model, loss
+
+
+def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, state,
+         first_epoch, progress):
+    """Fit with the protocol's callbacks, resuming from ``state``; return the seconds taken."""
+    import keras
+
+    from valf.run.progress import EpochLog
+    from valf.run.state import TrainingState
+
+    early_stopping = keras.callbacks.EarlyStopping(
+        "val_loss", patience=params["early_stopping_patience"])
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(
+        "val_loss", factor=params["reduce_lr_factor"], patience=params["reduce_lr_patience"],
+        min_lr=params["min_lr"])
+    stateful = [c for c in (reweighting, checkpoint, early_stopping, reduce_lr) if c is not None]
+    backup = TrainingState(backup_dir, loss=loss, callbacks=stateful)
+    callbacks = [
+        # The reweighting callback first: it adds val_acc_<class>/weight_<class> to the logs
+        # that the callbacks after it (CSVLogger) see.
+        *([reweighting] if reweighting is not None else []),
+        keras.callbacks.TerminateOnNaN(),
+        checkpoint, early_stopping, reduce_lr,
+        keras.callbacks.CSVLogger(str(backup_dir / "history_log.csv"), append=True),
+        EpochLog(params["epochs"], first_epoch, progress),
+        backup,  # last: restores after the others reset, saves after they updated
+    ]
+    started = time.perf_counter()
+    if not (state and state.get("finished")):
+        model.fit(datasets["train"], validation_data=datasets["val"], epochs=params["epochs"],
+                  callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
+    else:  # killed after training, before the run was complete: evaluate only
+        backup.set_model(model)
+        backup.on_train_begin()
+    return time.perf_counter() - started
+
+
+def _restore_best(model, best_path):
+    if best_path.is_file():
+        model.load_weights(best_path)
+    else:  # val_loss never finite: nothing better than the last weights
+        print("warning: no finite val_loss was recorded; testing the last weights.",
+              file=sys.stderr)
+
+
+def _summary(params, history, checkpoint, first_epoch, fit_seconds):
+    epochs_run = len(history)
+    nan_stop = bool(epochs_run and not np.isfinite(history["loss"].iloc[-1]))
+    best_epoch = checkpoint.best_epoch
+    return {
+        "epochs_run": epochs_run,
+        "best_epoch": None if best_epoch is None else int(best_epoch) + 1,
+        "stopped_early": epochs_run < params["epochs"] and not nan_stop,
+        "terminated_on_nan": nan_stop,
+        "resumed_from_epoch": first_epoch,
+        "fit_seconds": round(fit_seconds, 2),
+        "final_learning_rate": float(history["learning_rate"].iloc[-1])
+        if "learning_rate" in history and epochs_run else params["learning_rate"],
+    }

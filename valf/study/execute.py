@@ -1,0 +1,207 @@
+"""One run of a sweep, executed in a process of its own.
+
+:func:`execute_run` is what a Dask task of the sweep does. Where it runs, it decides the run's
+CPU threads (this host's cores shared among the runs that this host's workers execute at once)
+and its GPU, and starts a child Python process with that environment *given to it* (threads,
+visible GPU, backend), its output going to the run's log, ``<run_dir>/run.log``. It never
+changes its own environment or file descriptors, so a worker with several threads runs several
+runs side by side safely, each with its own log.
+
+The child (``python -m valf.study.execute <request>``) holds the run's lock
+(:func:`valf.run.rundir.run_lock`), executes ``notebooks/train.ipynb`` through papermill in a
+new kernel (which inherits the child's environment and log), and writes ``DONE`` once the
+executed notebook is saved. It exits when its parent does, and the kernel when the child does,
+so a worker that dies leaves nothing training; the retry waits for the lock and continues from
+the last finished epoch, and a complete run is never trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from valf.run import rundir
+
+__all__ = ["execute_run", "run_environment", "threads_here"]
+
+REQUEST = ".execute.json"
+
+
+def execute_run(request):
+    """Execute one run in a child process; return what happened. Never raises.
+
+    ``request`` holds ``params``, ``run_dir``, ``notebook``, ``kernel``, ``timeout``,
+    ``cwd``, and optionally ``threads``, ``runs_per_gpu`` and ``backend``.
+
+    Returns a dict: ``run_id``, ``status`` (``ok``/``failed``), ``seconds``, ``error``,
+    ``notebook``, ``log``.
+    """
+    run_dir = Path(request["run_dir"])
+    log_path = run_dir / rundir.LOG
+    result = {"run_id": run_dir.name, "notebook": str(run_dir / "train.ipynb"),
+              "log": str(log_path)}
+    started = time.perf_counter()
+    try:
+        threads = request.get("threads") or threads_here()
+        gpu = _gpu_here(request.get("runs_per_gpu"))
+        environment = run_environment(run_dir.name, threads, gpu, request.get("backend"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rundir.write_json(run_dir / REQUEST, request)
+        with open(log_path, "ab") as log:
+            log.write(_header(run_dir.name, threads, gpu).encode())
+            log.flush()
+            code = subprocess.run([sys.executable, "-m", "valf.study.execute",
+                                   str(run_dir / REQUEST)], env=environment, stdout=log,
+                                  stderr=subprocess.STDOUT, cwd=request["cwd"]).returncode
+    except Exception as error:  # noqa: BLE001 - a run that cannot start is recorded, not raised
+        code = None
+        rundir.write_status(run_dir, "failed", error)
+    if code == 0 and rundir.is_done(run_dir):
+        result.update(status="ok", error=None)
+    else:
+        status = rundir.read_status(run_dir)
+        if status.get("status") != "failed":  # the process died before it could say why
+            rundir.write_status(run_dir, "failed", f"the run's process exited with status "
+                                f"{code}; see {log_path}")
+            status = rundir.read_status(run_dir)
+        result.update(status="failed", error=status.get("error"))
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _header(run_id, threads, gpu):
+    where = f"{socket.gethostname()}, pid {os.getpid()}, {threads} thread(s)"
+    where += f", GPU {gpu}" if gpu is not None else ""
+    return f"=== run {run_id} started {rundir.now()} on {where}\n"
+
+
+def run_environment(run_id, threads, gpu=None, backend=None):
+    """The environment of a run's process: this one's, plus what the run is given."""
+    environment = {
+        **os.environ,
+        "VALF_SWEEP_RUN": run_id,
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+        "PYTHONUNBUFFERED": "1",
+        # Several runs may share one GPU: allocate memory as needed, not all at start.
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+        "VALF_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads),
+        "TF_NUM_INTEROP_THREADS": str(max(1, min(2, threads))),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+    }
+    if backend:
+        environment["KERAS_BACKEND"] = backend
+    if gpu is not None:
+        environment["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return environment
+
+
+def _this_host_workers():
+    """(this worker's index among its host's workers, the runs they execute at once), or
+    None outside a Dask worker."""
+    try:
+        from distributed import get_client, get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return None
+    workers = get_client().scheduler_info()["workers"]
+    host = workers.get(worker.address, {}).get("host")
+    peers = sorted((str(info.get("name")), address) for address, info in workers.items()
+                   if info.get("host") == host) or [(str(worker.name), worker.address)]
+    index = [address for _, address in peers].index(worker.address) \
+        if any(a == worker.address for _, a in peers) else 0
+    slots = sum(workers[address]["nthreads"] for _, address in peers if address in workers)
+    return index, max(1, slots or worker.state.nthreads)
+
+
+def threads_here():
+    """CPU threads for one run: this process's cores divided among the runs this host's Dask
+    workers execute at once (all the cores outside a worker)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    placement = _this_host_workers()
+    slots = placement[1] if placement else 1
+    return max(1, (cores or 1) // slots)
+
+
+def _gpu_here(runs_per_gpu):
+    """The GPU of a run: worker i of this host uses GPU i // runs_per_gpu; None when the
+    worker's GPUs are already assigned (CUDA_VISIBLE_DEVICES) or there is no GPU."""
+    if not runs_per_gpu or os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return None
+    from valf.run.environment import gpu_names
+
+    gpus = len(gpu_names())
+    placement = _this_host_workers()
+    if not gpus or placement is None:
+        return None
+    return (placement[0] // runs_per_gpu) % gpus
+
+
+# -- the child ----------------------------------------------------------------------------------
+
+
+def _exit_with_parent(interval=0.5):
+    """End this process when its parent does (a killed worker must not leave runs behind)."""
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _execute(request):
+    """Run the notebook for the request, under the run's lock; return the exit status."""
+    import papermill
+
+    run_dir = Path(request["run_dir"])
+    with rundir.run_lock(run_dir):  # waits while another process executes this run
+        if rundir.is_done(run_dir):
+            print(f"{run_dir.name} is complete already; nothing to do.", flush=True)
+            return 0
+        try:
+            papermill.execute_notebook(
+                request["notebook"], str(run_dir / "train.ipynb"), parameters=request["params"],
+                kernel_name=request["kernel"], cwd=request["cwd"],
+                execution_timeout=request.get("timeout"), progress_bar=False, log_output=False,
+                request_save_on_cell_execute=True, autosave_cell_every=10)
+        except Exception as error:  # noqa: BLE001 - any failure of the run is recorded
+            if rundir.read_status(run_dir).get("status") != "failed":
+                rundir.write_status(run_dir, "failed", _describe(error))
+            print(f"run {run_dir.name} failed: {_describe(error)[-2000:]}", flush=True)
+            return 1
+        rundir.mark_done(run_dir)
+        print(f"=== run {run_dir.name} complete {rundir.now()}", flush=True)
+        return 0
+
+
+def _describe(error):
+    text = str(error).strip()
+    if not text:
+        text = "".join(traceback.format_exception(error))
+    return f"{type(error).__name__}: {text}"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    _exit_with_parent()
+    request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    return _execute(request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""Study files: a YAML description of a set of runs, checked whole before any run starts.
+
+A study file names its data set, the parameters every run shares, and one or more
+*experiments*, each a grid of run parameters::
+
+    name: quick                        # the study's name (results/<name>/)
+    title: Quick study on the embedded data set
+    data:                              # where the images come from
+      dataset: synthetic               # or lunghist700
+      root: data/synthetic
+      synthetic: {difficulty: 1.0}     # generator settings (synthetic only)
+    defaults:                          # run parameters of every run
+      backbone: SmallCNN
+      epochs: 20
+    experiments:
+      main:
+        grid:                          # every combination is one run
+          loss: [CCE, WCCE, FL, VALF]
+          magnification: [20x, 40x]
+          seed: [0, 1, 2]
+      gamma:
+        fixed: {loss: VALF, magnification: 20x}
+        grid: {gamma: [0, 1, 2, 5]}
+
+A parameter is set in one place per experiment: in ``fixed``, in ``grid`` or by ``select``.
+It may instead be *selected* from finished runs: for each group of runs sharing the ``by``
+parameters, the value of ``parameter`` whose source runs have the best mean ``metric`` (the
+paper's learning rate per backbone; the red-blood-cell study's alpha by cross-validation)::
+
+      main:
+        select:
+          learning_rate: {study: lr-selection, experiment: main,
+                          metric: val_accuracy, by: [backbone]}
+
+The source experiment may belong to the same study (the sweep runs it first) or to another
+(which must be complete). Ties go to the value listed first in the source grid
+(:mod:`valf.study.selection`).
+
+A study may take the ``data`` and ``defaults`` of another with ``extends: <name>`` (its own
+defaults win; experiments are never inherited), so the ablations run in the setting of the
+study they ablate.
+
+A run's identity is its resolved parameters (:func:`valf.run.parameters.run_id`), so a run
+shared by two experiments, or by two studies, is trained once (:mod:`valf.study.plan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from valf.run.parameters import PARAMETERS, ParameterError, check_parameter, resolve_parameters
+
+__all__ = ["SELECTION_METRICS", "Study", "StudyError", "find_study_file", "load_study"]
+
+_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments",
+             "book"}
+_EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
+_DATA_KEYS = {"dataset", "root", "synthetic"}
+_SELECT_KEYS = {"study", "experiment", "metric", "by"}
+# Set by the data block or the sweep, never by a study's parameters.
+RESERVED = {"runs_root", "dataset", "data_root", "synthetic"}
+#: Metrics a selection can maximise (recorded in metrics.json).
+SELECTION_METRICS = ("val_accuracy", "val_f1", "val_balanced_accuracy", "accuracy", "f1")
+
+
+class StudyError(ValueError):
+    """A study file is malformed, or a selection cannot be made yet."""
+
+
+def where(path, *keys):
+    """``path: key > key`` (the place in a study file an error message names)."""
+    return f"{path}: " + " > ".join(str(k) for k in keys) if keys else f"{path}"
+
+
+@dataclass
+class Study:
+    """A checked study file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    runs_root : pathlib.Path
+        Folder of the run directories (shared by every study).
+    name, title, description : str
+    book : dict
+    data : dict
+        ``dataset``, ``root``, ``synthetic``.
+    defaults : dict
+    experiments : dict
+        name -> ``{"fixed", "grid", "select", "description"}``.
+    """
+
+    path: Path
+    runs_root: Path
+    name: str
+    title: str
+    description: str
+    book: dict
+    data: dict
+    defaults: dict
+    experiments: dict
+
+    def expand(self, experiments=None):
+        """The runs this study can run now, and the experiments still waiting for sources;
+        see :func:`valf.study.plan.expand`."""
+        from valf.study.plan import expand
+
+        return expand(self, experiments)
+
+    def selections(self):
+        """Every selection that can be made now; see :func:`valf.study.selection.selections`."""
+        from valf.study.selection import selections
+
+        return selections(self)
+
+    def selection_tables(self):
+        """:meth:`selections` as plain values, for JSON files."""
+        from valf.study.selection import selection_tables
+
+        return selection_tables(self)
+
+    @property
+    def directory(self):
+        """Where the study keeps its own files (manifest, sweep lock): ``<runs_root>/_studies/<name>``."""
+        return self.runs_root / "_studies" / self.name
+
+    def __repr__(self):
+        return f"Study({self.name!r}, {len(self.experiments)} experiments)"
+
+
+def find_study_file(name_or_path, studies_dir="studies"):
+    """A study file from a path, or from a name looked up as ``studies/<name>.yaml``."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise StudyError(f"No study file {path}.")
+        return path
+    candidate = Path(studies_dir) / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in Path(studies_dir).glob("*.yaml"))
+    raise StudyError(f"No study {name_or_path!r}: {candidate} does not exist. Known studies: "
+                     f"{known}.")
+
+
+def load_study(path, runs_root="runs"):
+    """Read and check a study file; return a :class:`Study`.
+
+    Every run the file describes is resolved here (selected parameters with a stand-in value),
+    so a typo anywhere is reported before any run starts.
+    """
+    path = Path(path)
+    spec = _read_yaml(path)
+    spec = _extended(path, spec, ())
+    study = _checked(path, spec, Path(runs_root))
+    from valf.study.plan import check_runs
+
+    check_runs(study)
+    return study
+
+
+def _read_yaml(path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"No study file {path}.") from None
+    except yaml.YAMLError as error:
+        raise StudyError(f"{path} is not valid YAML: {error}") from None
+
+
+def _extended(path, spec, seen):
+    """``spec`` with the data and defaults of the study it extends (recursively)."""
+    if not isinstance(spec, dict) or spec.get("extends") is None:
+        return spec
+    name, chain = str(spec["extends"]), (*seen, str(spec.get("name")))
+    if name in chain:
+        raise StudyError(f"{where(path, 'extends')}: studies extend each other in a circle "
+                         f"({' -> '.join([*chain, name])}).")
+    base_path = find_study_file(name, path.parent)
+    base = _extended(base_path, _read_yaml(base_path), chain)
+    if not isinstance(base, dict):
+        raise StudyError(f"{base_path} (extended by {path}) must hold a mapping.")
+    merged = {key: value for key, value in spec.items() if key != "extends"}
+    merged.setdefault("data", base.get("data"))
+    merged["defaults"] = {**(base.get("defaults") or {}), **(spec.get("defaults") or {})}
+    return merged
+
+
+def _checked(path, spec, runs_root):
+    if not isinstance(spec, dict):
+        raise StudyError(f"{path} must hold a mapping with keys {sorted(_TOP_KEYS)}.")
+    # Top-level keys starting with "x-" hold YAML anchors for reuse (as in Docker Compose).
+    _check_keys(path, {k: v for k, v in spec.items() if not str(k).startswith("x-")},
+                _TOP_KEYS, ())
+    for key in ("name", "data", "experiments"):
+        if key not in spec:
+            raise StudyError(f"{where(path)} lacks the key `{key}`.")
+    experiments = spec["experiments"]
+    if not isinstance(experiments, dict) or not experiments:
+        raise StudyError(f"{where(path, 'experiments')} must map experiment names to their "
+                         "grids.")
+    return Study(
+        path=path, runs_root=runs_root, name=str(spec["name"]),
+        title=str(spec.get("title", spec["name"])),
+        description=str(spec.get("description", "")).strip(), book=spec.get("book") or {},
+        data=_check_data(path, spec["data"]),
+        defaults=_check_parameters(path, spec.get("defaults") or {}, ("defaults",)),
+        experiments={str(name): _check_experiment(path, str(name), value)
+                     for name, value in experiments.items()})
+
+
+def _check_keys(path, mapping, allowed, keys):
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise StudyError(f"{where(path, *keys)}: unknown key(s) {unknown}; valid keys are "
+                         f"{sorted(allowed)}.")
+
+
+def _check_data(path, data):
+    if not isinstance(data, dict):
+        raise StudyError(f"{where(path, 'data')} must be a mapping with keys "
+                         f"{sorted(_DATA_KEYS)}.")
+    _check_keys(path, data, _DATA_KEYS, ("data",))
+    if "dataset" not in data or "root" not in data:
+        raise StudyError(f"{where(path, 'data')} needs `dataset` and `root`.")
+    try:
+        resolved = resolve_parameters(dataset=data["dataset"], data_root=data["root"],
+                                      synthetic=data.get("synthetic"))
+    except ParameterError as error:
+        raise StudyError(f"{where(path, 'data')}: {error}") from None
+    return {"dataset": resolved["dataset"], "root": resolved["data_root"],
+            "synthetic": resolved["synthetic"]}
+
+
+def _check_parameters(path, mapping, keys):
+    """Names and single values; combinations are checked when the runs are expanded."""
+    if not isinstance(mapping, dict):
+        raise StudyError(f"{where(path, *keys)} must be a mapping of run parameters.")
+    reserved = sorted(set(mapping) & RESERVED)
+    if reserved:
+        raise StudyError(f"{where(path, *keys)}: {reserved} are set by the `data` block or the "
+                         "sweep, not by run parameters.")
+    for name, value in mapping.items():
+        try:
+            check_parameter(name, value)
+        except ParameterError as error:
+            raise StudyError(f"{where(path, *keys)}: {error}") from None
+    return dict(mapping)
+
+
+def _check_experiment(path, name, value):
+    keys = ("experiments", name)
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise StudyError(f"{where(path, *keys)} must be a mapping with keys "
+                         f"{sorted(_EXPERIMENT_KEYS)}.")
+    _check_keys(path, value, _EXPERIMENT_KEYS, keys)
+    grid = _check_grid(path, value.get("grid") or {}, keys)
+    fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
+    twice = sorted(set(fixed) & set(grid))
+    if twice:
+        raise StudyError(f"{where(path, *keys)}: {twice} given both in `fixed` and in `grid`; "
+                         "set each parameter in one place.")
+    select = value.get("select") or {}
+    if not isinstance(select, dict):
+        raise StudyError(f"{where(path, *keys, 'select')} must map parameters to selections.")
+    checked_select = {parameter: _check_select(path, (*keys, "select", parameter), parameter,
+                                               rule, grid, fixed)
+                      for parameter, rule in select.items()}
+    return {"description": str(value.get("description", "")).strip(), "fixed": fixed,
+            "grid": grid, "select": checked_select}
+
+
+def _check_grid(path, grid, keys):
+    if not isinstance(grid, dict):
+        raise StudyError(f"{where(path, *keys, 'grid')} must map parameters to lists.")
+    for parameter, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise StudyError(f"{where(path, *keys, 'grid', parameter)} must be a non-empty list "
+                             f"of values, received {values!r}.")
+        for item in values:
+            _check_parameters(path, {parameter: item}, (*keys, "grid"))
+    return grid
+
+
+def _check_select(path, place, parameter, rule, grid, fixed):
+    if parameter not in PARAMETERS or parameter in RESERVED:
+        raise StudyError(f"{where(path, *place)}: `{parameter}` is not a run parameter a study "
+                         f"can set; valid: {sorted(set(PARAMETERS) - RESERVED)}.")
+    if parameter in grid or parameter in fixed:
+        raise StudyError(f"{where(path, *place)}: `{parameter}` is selected, so it cannot also "
+                         "be in `grid` or `fixed`.")
+    if not isinstance(rule, dict):
+        raise StudyError(f"{where(path, *place)} must be a mapping with keys "
+                         f"{sorted(_SELECT_KEYS)}.")
+    _check_keys(path, rule, _SELECT_KEYS, place)
+    if "experiment" not in rule or "metric" not in rule:
+        raise StudyError(f"{where(path, *place)} needs `experiment` and `metric`.")
+    if rule["metric"] not in SELECTION_METRICS:
+        raise StudyError(f"{where(path, *place, 'metric')} must be one of "
+                         f"{list(SELECTION_METRICS)}, received {rule['metric']!r}.")
+    by = rule.get("by") or []
+    if not isinstance(by, list) or any(b not in PARAMETERS for b in by):
+        raise StudyError(f"{where(path, *place, 'by')} must be a list of run parameters, "
+                         f"received {by!r}.")
+    return {"study": rule.get("study"), "experiment": str(rule["experiment"]),
+            "metric": rule["metric"], "by": list(by)}
