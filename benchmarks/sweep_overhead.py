@@ -3,15 +3,18 @@
 Takes the first run of a study (default: the quick study's CCE / 20x / seed 0) and times, one
 at a time on an otherwise idle machine, alternating over ``--repeats`` rounds:
 
-- ``import``: a fresh Python importing :mod:`valf.run.train` (TensorFlow, Keras, albumentations);
+- ``import``: a fresh Python importing what a run imports to train (Keras and its backend,
+  albumentations, the run's modules);
 - ``direct``: a fresh Python calling :func:`valf.run.train.train` for the run (import, data, model,
   fit, evaluation, files);
-- ``papermill``: the same run as the sweep executes it, ``papermill.execute_notebook`` of
-  ``notebooks/train.ipynb`` in a new kernel (plus the figures and the saved notebook);
+- ``sweep``: the same run exactly as the sweep executes it,
+  :func:`valf.study.execute.execute_run`: a child process with the run's environment, papermill,
+  a new kernel running ``notebooks/train.ipynb`` (plus the figures and the saved notebook);
 
-each run's ``fit_seconds`` (``model.fit`` alone) comes from its ``metrics.json``. It reports the
-medians and the ratios that matter: papermill's and the kernel's cost over calling
-:func:`train` directly, and the share of a run's wall time spent fitting.
+each run's ``fit_seconds`` (``model.fit`` alone, the first epoch's compilation included) comes
+from its ``metrics.json``. It reports the medians and the ratios that matter: the sweep's cost
+over calling :func:`train` directly, and the *per-run overhead*, the share of a swept run's wall
+time that is not fitting (start-up, imports, data, evaluation, files, figures).
 
 ``--full`` then runs ``valf sweep`` over the whole study in a fresh folder (data generated
 anew, empty decode cache), as ``make study`` would on a fresh clone, and reports its wall time
@@ -51,15 +54,27 @@ from valf.run.train import train
 train(yaml.safe_load(open(sys.argv[1])), progress=False)
 """
 
-PAPERMILL = """
-import sys, yaml, papermill
+SWEPT = """
+import sys, yaml
+from valf.study.execute import execute_run
 params = yaml.safe_load(open(sys.argv[1]))
-papermill.execute_notebook(sys.argv[2], sys.argv[3], parameters=params, kernel_name=sys.argv[4],
-                           cwd=sys.argv[5], progress_bar=False)
+result = execute_run({"params": params, "run_dir": sys.argv[2], "notebook": sys.argv[3],
+                      "kernel": sys.argv[4], "cwd": sys.argv[5], "timeout": None,
+                      "threads": int(sys.argv[6])})
+assert result["status"] == "ok", result
 """
+IMPORT = "import keras, valf.run.train, valf.run.inputs, valf.data.pipeline, valf.run.figures"
+
+
+# One core's worth of threads per run, as the sweep gives each of two runs on two cores; the
+# processes are also pinned to one core, so a measurement does not borrow the idle other one.
+ONE_THREAD = {**os.environ, "VALF_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
 
 
 def timed(command, **kwargs):
+    if hasattr(os, "sched_setaffinity"):
+        kwargs.setdefault("preexec_fn", lambda: os.sched_setaffinity(0, {0}))
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    **kwargs)
@@ -79,35 +94,34 @@ def one_run(study, scratch, kernel, repeats):
     python = sys.executable
     for round_ in range(repeats):
         rows.append({"round": round_, "mode": "import",
-                     "wall_seconds": timed([python, "-c", "import valf.run.train"])})
-        for mode in ("direct", "papermill"):
+                     "wall_seconds": timed([python, "-c", IMPORT], env=ONE_THREAD)})
+        for mode in ("direct", "sweep"):
             runs_root = scratch / f"{mode}-{round_}"
-            params = {**base, "study": "overhead", "runs_root": str(runs_root)}
+            params = {**base, "runs_root": str(runs_root)}
             params_file = scratch / f"{mode}-{round_}.yaml"
             params_file.write_text(yaml.safe_dump(params))
+            run_dir = runs_root / runs[0].run_id
             if mode == "direct":
                 command = [python, "-c", DIRECT, str(params_file)]
             else:
-                output = scratch / f"{mode}-{round_}.ipynb"
-                command = [python, "-c", PAPERMILL, str(params_file),
-                           str(ROOT / "notebooks" / "train.ipynb"), str(output), kernel,
-                           str(ROOT)]
-            wall = timed(command, cwd=ROOT)
-            (run_dir,) = (runs_root / "overhead").iterdir()
+                command = [python, "-c", SWEPT, str(params_file), str(run_dir),
+                           str(ROOT / "notebooks" / "train.ipynb"), kernel, str(ROOT), "1"]
+            wall = timed(command, cwd=ROOT, env=ONE_THREAD)
             rows.append({"round": round_, "mode": mode, "wall_seconds": wall,
                          **run_record(run_dir)})
-            print(f"round {round_} {mode:9s} {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
+            print(f"round {round_} {mode:6s} {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
                   flush=True)
     median = {mode: statistics.median(r["wall_seconds"] for r in rows if r["mode"] == mode)
-              for mode in ("import", "direct", "papermill")}
-    fit = statistics.median(r["fit_seconds"] for r in rows if r["mode"] != "import")
+              for mode in ("import", "direct", "sweep")}
+    fit = statistics.median(r["fit_seconds"] for r in rows if r["mode"] == "sweep")
     return {
         "run": runs[0].run_id,
         "rows": rows,
         "median_seconds": {**median, "fit": fit},
-        "papermill_over_direct": median["papermill"] / median["direct"],
-        "fit_share_of_papermill_run": fit / median["papermill"],
-        "non_fit_seconds_per_run": median["papermill"] - fit,
+        "sweep_over_direct": median["sweep"] / median["direct"],
+        "fit_share_of_swept_run": fit / median["sweep"],
+        "overhead_share_of_swept_run": 1 - fit / median["sweep"],
+        "non_fit_seconds_per_run": median["sweep"] - fit,
     }
 
 
@@ -134,7 +148,8 @@ def full_study(study_path, scratch, workers, kernel):
         per_run.append({"run_id": run.run_id, "wall_seconds": status.get("wall_seconds"),
                         **run_record(run.run_dir)})
     return {
-        "study": study.name, "runs": len(runs), "workers": workers, "wall_seconds": wall,
+        "study": study.name, "runs": len(runs), "workers": workers or "default",
+        "wall_seconds": wall,
         "sum_fit_seconds": sum(r["fit_seconds"] for r in per_run),
         "sum_train_wall_seconds": sum(r["wall_seconds"] or 0 for r in per_run),
         "per_run": per_run,
@@ -163,10 +178,10 @@ def main(argv=None):
             single = result["single_run"]
             m = single["median_seconds"]
             print(f"\nmedians: import {m['import']:.1f} s, direct train() {m['direct']:.1f} s, "
-                  f"papermill {m['papermill']:.1f} s, fit {m['fit']:.1f} s")
-            print(f"papermill / direct = {single['papermill_over_direct']:.2f}; fit is "
-                  f"{100 * single['fit_share_of_papermill_run']:.0f} % of a papermill run; "
-                  f"{single['non_fit_seconds_per_run']:.1f} s per run is not fitting")
+                  f"swept {m['sweep']:.1f} s, fit {m['fit']:.1f} s")
+            print(f"swept / direct = {single['sweep_over_direct']:.2f}; per-run overhead "
+                  f"{100 * single['overhead_share_of_swept_run']:.0f} % of a swept run "
+                  f"({single['non_fit_seconds_per_run']:.1f} s is not fitting)")
         if args.full:
             full = full_study(study_path, scratch / "full", args.workers, args.kernel)
             result["full_study"] = full

@@ -56,7 +56,7 @@ def test_group_leakage_and_bad_values(folder, tmp_path):
     table = split_table(folder)
     table.loc[2, "group"] = "p1"
     table.to_csv(tmp_path / "split.csv", index=False)
-    with pytest.raises(DataError, match=r"groups in more than one split:\s+p1"):
+    with pytest.raises(DataError, match=r"Groups appear in more than one split \(.*split.csv\):\s+group p1: "):
         read_image_folder(folder, tmp_path / "split.csv")
     table.loc[0, "split"] = "holdout"
     table.to_csv(tmp_path / "split.csv", index=False)

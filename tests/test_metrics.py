@@ -55,3 +55,15 @@ def test_absent_class_gives_nan_auc_and_bad_shapes_fail():
         metrics.classification_metrics([0, 1, 2], P)
     with pytest.raises(ValueError, match=r"class indices in \[0, 3\)"):
         metrics.macro_f1([0, 5] + [0] * 8, P)
+
+
+def test_macro_f1_of_resamples_equals_scikit_learn_on_each():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 40)
+    predicted = np.where(rng.random(40) < 0.6, y, rng.integers(0, 4, 40))
+    predicted[predicted == 3] = 2  # class 3 is never predicted: its F1 is 0
+    indices = rng.integers(0, 40, (200, 40))
+    fast = metrics.macro_f1_of_resamples(y, predicted, indices, 4)
+    slow = [skm.f1_score(y[i], predicted[i], labels=range(4), average="macro", zero_division=0)
+            for i in indices]
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)

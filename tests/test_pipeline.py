@@ -1,4 +1,4 @@
-"""The input pipeline (valf.data.pipeline): decode cache and tf.data batches."""
+"""The input pipeline (valf.data.pipeline): decode cache and augmented batches."""
 
 import os
 
@@ -11,7 +11,7 @@ import pytest  # noqa: E402
 
 from valf.data.augment import eval_transform, train_transform  # noqa: E402
 from valf.data.decode import DecodedImageCache, decode_image  # noqa: E402
-from valf.data.pipeline import make_dataset, sample_seed  # noqa: E402
+from valf.data.pipeline import FollowEpochs, ImageBatches, sample_seed  # noqa: E402
 
 SCALE = 0.025  # 1200x1600 * 0.025 = 30x40 outputs
 SOURCE_SIZE = (120, 160)
@@ -33,8 +33,11 @@ def frame(tmp_path_factory):
     return pd.DataFrame(rows)
 
 
-def collect(dataset):
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+def collect(dataset, epoch=None):
+    """One epoch of ``dataset`` (its current one, or ``epoch``), concatenated."""
+    if epoch is not None:
+        dataset.epoch = epoch
+    images, labels = zip(*dataset)
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -50,14 +53,15 @@ def test_decode_image(frame):
 
 
 def test_eval_batches_shapes_dtypes_labels(frame):
-    dataset = make_dataset(frame, eval_transform(SCALE), batch_size=5)
-    assert dataset.element_spec[0].shape.as_list() == [None, 30, 40, 3]
-    assert int(dataset.cardinality()) == 3
+    dataset = ImageBatches(frame, eval_transform(SCALE), batch_size=5)
+    assert len(dataset) == dataset.num_batches == 3
     batches = list(dataset)
-    assert [int(x.shape[0]) for x, _ in batches] == [5, 5, 2]
+    assert [x.shape for x, _ in batches] == [(5, 30, 40, 3), (5, 30, 40, 3), (2, 30, 40, 3)]
     for images, labels in batches:
         assert images.dtype.name == "float32" and labels.dtype.name == "int32"
-        assert 0.0 <= float(images.numpy().min()) and float(images.numpy().max()) <= 1.0
+        assert 0.0 <= float(images.min()) and float(images.max()) <= 1.0
+    with pytest.raises(IndexError):
+        dataset[3]
     images, labels = collect(dataset)
     np.testing.assert_array_equal(labels, frame.label.to_numpy())
     # unshuffled eval output is the eval transform of each image, in frame order
@@ -65,13 +69,11 @@ def test_eval_batches_shapes_dtypes_labels(frame):
     np.testing.assert_allclose(images[4], expected, atol=1e-6)
 
 
-def test_train_batches_static_shapes(frame):
+def test_train_batches_hold_every_image_once(frame):
     for fast in (False, True):
         transform = train_transform(SCALE, fast=fast, input_size=SOURCE_SIZE)
-        dataset = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=1,
-                               drop_remainder=True)
-        assert dataset.element_spec[0].shape.as_list() == [4, 30, 40, 3]
-        assert dataset.element_spec[1].shape.as_list() == [4]
+        dataset = ImageBatches(frame, transform, batch_size=4, shuffle=True, seed=1)
+        assert [x.shape for x, _ in dataset] == [(4, 30, 40, 3)] * 3
         images, labels = collect(dataset)
         assert images.shape == (12, 30, 40, 3)
         assert sorted(labels.tolist()) == sorted(frame.label.tolist())
@@ -79,32 +81,50 @@ def test_train_batches_static_shapes(frame):
 
 def test_label_range_checked(frame):
     with pytest.raises(ValueError, match="labels"):
-        make_dataset(frame, eval_transform(SCALE), num_classes=2)
+        ImageBatches(frame, eval_transform(SCALE), num_classes=2)
 
 
 def test_same_seed_same_batches_new_epoch_new_batches(frame):
     def make(seed):
         transform = train_transform(SCALE, fast=True)
-        return make_dataset(frame, transform, batch_size=4, shuffle=True, seed=seed)
+        return ImageBatches(frame, transform, batch_size=4, shuffle=True, seed=seed)
 
     dataset = make(7)
-    epoch0, epoch1 = collect(dataset), collect(dataset)
+    epoch0, epoch1 = collect(dataset, 0), collect(dataset, 1)
     again = make(7)
-    for a, b in zip((epoch0, epoch1), (collect(again), collect(again))):
+    for a, b in zip((epoch0, epoch1), (collect(again, 0), collect(again, 1))):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(epoch0[0], epoch1[0])
     assert not np.array_equal(epoch0[0], collect(make(8))[0])
 
 
-def test_repeat_counts_epochs_like_separate_iterations(frame):
+def test_fit_trains_each_epoch_on_that_epochs_batches_also_when_resumed(frame):
+    """Keras calls the dataset's on_epoch_end once more than there are epochs; the epoch comes
+    from fit itself, so epoch e (first or resumed) is trained on the batches of epoch e. Keras
+    peeks at the first epoch's batches for their shapes; every later batch is fetched once."""
+    from collections import Counter
+
+    import keras
+
+    class Recorded(ImageBatches):
+        def __getitem__(self, index):
+            self.seen.append((self.epoch, index))
+            return super().__getitem__(index)
+
     transform = train_transform(SCALE, fast=True)
-    separate = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=3)
-    first, second = collect(separate), collect(separate)
-    repeated = make_dataset(frame, transform, batch_size=4, shuffle=True, seed=3, repeat=True)
-    images, labels = collect(repeated.take(6))
-    np.testing.assert_array_equal(labels, np.concatenate([first[1], second[1]]))
-    np.testing.assert_array_equal(images, np.concatenate([first[0], second[0]]))
+    for initial_epoch, workers in ((0, 1), (2, 3)):
+        dataset = Recorded(frame, transform, batch_size=4, shuffle=True, seed=3,
+                           epoch=initial_epoch, workers=workers)
+        dataset.seen = []
+        model = keras.Sequential([keras.layers.GlobalAveragePooling2D(),
+                                  keras.layers.Dense(3, activation="softmax")])
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.fit(dataset, epochs=4, initial_epoch=initial_epoch, verbose=0,
+                  callbacks=[FollowEpochs(dataset)])
+        counts = Counter(dataset.seen)
+        assert set(counts) == {(e, i) for e in range(initial_epoch, 4) for i in range(3)}
+        assert all(counts[e, i] == 1 for e in range(initial_epoch + 1, 4) for i in range(3))
 
 
 def test_sample_seed_depends_on_all_three():
@@ -116,7 +136,7 @@ def test_sample_seed_depends_on_all_three():
 def test_cache_decodes_once_and_second_epoch_reads_it(frame, tmp_path):
     cache = DecodedImageCache(tmp_path, "stand-in", "20x", SOURCE_SIZE)
     transform = train_transform(SCALE, input_size=SOURCE_SIZE)
-    dataset = make_dataset(frame, transform, batch_size=4, shuffle=True, cache=cache)
+    dataset = ImageBatches(frame, transform, batch_size=4, shuffle=True, cache=cache)
     collect(dataset)
     assert cache.decode_count == len(frame) and cache.hit_count == 0
     entries = sorted((tmp_path / "stand-in-20x-120x160").glob("*.npy"))
@@ -127,7 +147,7 @@ def test_cache_decodes_once_and_second_epoch_reads_it(frame, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in entries} == mtimes
     # a fresh cache object over the same folder decodes nothing either
     reopened = DecodedImageCache(tmp_path, "stand-in", "20x", SOURCE_SIZE)
-    collect(make_dataset(frame, transform, cache=reopened))
+    collect(ImageBatches(frame, transform, cache=reopened))
     assert reopened.decode_count == 0
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -147,8 +167,8 @@ def test_cached_and_uncached_give_the_same_batches(frame, tmp_path):
     # with the cache at the source size, augmenting cached pixels is augmenting the file
     transform = train_transform(SCALE, input_size=SOURCE_SIZE)
     cache = DecodedImageCache(tmp_path, "stand-in", "all", SOURCE_SIZE)
-    cached = collect(make_dataset(frame, transform, shuffle=True, seed=5, cache=cache))
-    plain = collect(make_dataset(frame, transform, shuffle=True, seed=5))
+    cached = collect(ImageBatches(frame, transform, shuffle=True, seed=5, cache=cache))
+    plain = collect(ImageBatches(frame, transform, shuffle=True, seed=5))
     np.testing.assert_array_equal(cached[0], plain[0])
 
 
@@ -171,10 +191,11 @@ def test_cache_write_is_atomic(frame, tmp_path, monkeypatch):
 def test_keras_fit_accepts_the_dataset(frame):
     import keras
 
-    dataset = make_dataset(frame, eval_transform(SCALE), batch_size=4)
+    dataset = ImageBatches(frame, eval_transform(SCALE), batch_size=4, workers=2)
     model = keras.Sequential(
         [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
     )
     model.compile("sgd", "sparse_categorical_crossentropy")
-    history = model.fit(dataset, epochs=2, shuffle=False, verbose=0)
-    assert len(history.history["loss"]) == 2
+    history = model.fit(dataset, epochs=2, shuffle=False, verbose=0,
+                        callbacks=[FollowEpochs(dataset)])
+    assert len(history.history["loss"]) == 2 and dataset.epoch == 1

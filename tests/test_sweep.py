@@ -2,6 +2,7 @@
 recorded and the others complete; a killed sweep loses nothing and redoes nothing; a second
 sweep of the same study is refused; the results tables hold what the runs wrote."""
 
+import contextlib
 import json
 import os
 import signal
@@ -191,3 +192,81 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_pat
     assert resumed["resumed_from_epoch"] >= 2
     history = pd.read_csv(second_started / "history.csv")
     assert history["epoch"].tolist() == list(range(1, resumed["epochs_run"] + 1))
+
+
+def _start(command, log, **kwargs):
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, **kwargs)
+
+
+def test_runs_on_an_existing_cluster_survive_a_killed_worker_with_their_own_logs(data_dir,
+                                                                                 tmp_path):
+    """Two multi-threaded workers run six runs side by side; one worker is killed midway.
+    Every run completes exactly once, none complete is redone, and each run's log holds its
+    own output only (each run executes in a process of its own, given its environment)."""
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler_file = tmp_path / "scheduler.json"
+    log = open(tmp_path / "cluster.log", "wb")
+    processes = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], log)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        address = json.loads(scheduler_file.read_text())["address"]
+        workers = [_start([dask, "worker", address, "--nthreads", "2", "--no-nanny",
+                           "--name", name, "--no-dashboard", "--host", "127.0.0.1"], log)
+                   for name in ("w0", "w1")]
+        processes += workers
+        study = write_study(tmp_path, "cluster", {"main": {"grid": {
+            "loss": ["CCE", "FL", "VALF"], "seed": [0, 1]}}}, data_dir, epochs=6,
+            early_stopping_patience=20)
+        runs_root = tmp_path / "runs"
+        summary = {}
+
+        def run_sweep():
+            summary["result"] = sweep(study, runs_root, scheduler=address, kernel=KERNEL,
+                                      notebook=NOTEBOOK, progress=False)
+
+        import threading
+
+        sweeper = threading.Thread(target=run_sweep)
+        sweeper.start()
+        # Kill worker w1 once it is training (a run of it has written an epoch), so at least
+        # one run is interrupted midway.
+        killed = None
+        deadline = time.monotonic() + 400
+        while killed is None and time.monotonic() < deadline and sweeper.is_alive():
+            for history in runs_root.glob("*/backup/history_log.csv"):
+                run_dir = history.parents[1]
+                log_text = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() \
+                    else ""
+                epochs = history.read_text().count("\n") - 1  # rows after the header
+                if epochs >= 2 and not (run_dir / "DONE").exists() \
+                        and f"pid {workers[1].pid}," in log_text:
+                    os.kill(workers[1].pid, signal.SIGKILL)
+                    killed = run_dir
+                    break
+            time.sleep(0.3)
+        assert killed is not None, (tmp_path / "cluster.log").read_text()[-3000:]
+        sweeper.join(timeout=600)
+        assert not sweeper.is_alive()
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+    result = summary["result"]
+    assert result.exit_code == 0 and len(result.ok) == 6 and not result.failed, result.report()
+    run_dirs = sorted(p for p in runs_root.iterdir() if not p.name.startswith("_"))
+    assert len(run_dirs) == 6 and all((r / "DONE").is_file() for r in run_dirs)
+    ids = {r.name for r in run_dirs}
+    for run_dir in run_dirs:
+        text = (run_dir / "run.log").read_text()
+        assert text.startswith(f"=== run {run_dir.name} started")
+        assert text.count(f"=== run {run_dir.name} complete") == 1  # trained once
+        assert not any(other in text for other in ids - {run_dir.name})
+        assert "epoch 1/6" not in text  # cell output goes to the notebook, not the log
+    resumed = json.loads((killed / "metrics.json").read_text())
+    assert resumed["resumed_from_epoch"] >= 1 and resumed["epochs_run"] == 6
+    history = pd.read_csv(killed / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, 7))

@@ -84,10 +84,24 @@ def _install_kernel(args):
 
 
 def build_parser():
-    from valf.data.synthetic.settings import DEFAULTS as SYNTHETIC
-
+    """The ``valf`` command's parser: one sub-command per stage of the study."""
     parser = argparse.ArgumentParser(prog="valf", description="The VALF study's command line.")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(commands)
+    _add_sweep_command(commands)
+    _add_results_command(commands)
+    _add_book_command(commands)
+    kernel = commands.add_parser("install-kernel", help="register this environment's Jupyter "
+                                 "kernel (used by papermill and JupyterLab)")
+    kernel.add_argument("--name", default="valf")
+    kernel.add_argument("--user", action="store_true", help="in your user folder, not the "
+                        "environment's")
+    kernel.set_defaults(handler=_install_kernel)
+    return parser
+
+
+def _add_data_commands(commands):
+    from valf.data.synthetic.settings import DEFAULTS as SYNTHETIC
 
     data = commands.add_parser("data", help="get or generate data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
@@ -118,6 +132,8 @@ def build_parser():
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic.set_defaults(handler=_make_synthetic)
 
+
+def _add_sweep_command(commands):
     sweep = commands.add_parser(
         "sweep", help="run every incomplete run of a study",
         description="Run a study file's runs through papermill on a Dask cluster, skipping "
@@ -143,6 +159,8 @@ def build_parser():
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
     sweep.set_defaults(handler=_sweep)
 
+
+def _add_results_command(commands):
     results = commands.add_parser(
         "results", help="collect a study's runs into tidy tables",
         description="One row per run (parameters, metrics, status) as CSV and Parquet, plus "
@@ -152,6 +170,8 @@ def build_parser():
     results.add_argument("--out", default="results", help="folder for results/<study>/")
     results.set_defaults(handler=_results)
 
+
+def _add_book_command(commands):
     book = commands.add_parser(
         "book", help="collect the results and build the book",
         description="Write the results tables of the studies the book shows (book/study.yml, "
@@ -160,14 +180,6 @@ def build_parser():
     book.add_argument("--study", help="main study shown (default: book/study.yml)")
     book.add_argument("--ablations", help="ablation study shown (default: book/study.yml)")
     book.set_defaults(handler=_book)
-
-    kernel = commands.add_parser("install-kernel", help="register this environment's Jupyter "
-                                 "kernel (used by papermill and JupyterLab)")
-    kernel.add_argument("--name", default="valf")
-    kernel.add_argument("--user", action="store_true", help="in your user folder, not the "
-                        "environment's")
-    kernel.set_defaults(handler=_install_kernel)
-    return parser
 
 
 def main(argv=None):

@@ -14,12 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from valf.data.errors import DataError, file_mismatches
-from valf.data.errors import listing as _listing
+from valf.data.splits import SPLITS, check_no_group_leakage
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image_folder"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-SPLITS = ("train", "val", "test")
 
 
 def read_image_folder(root, split_csv=None, class_names=None, extensions=IMAGE_EXTENSIONS):
@@ -87,8 +86,5 @@ def _attach_split(frame, split_csv):
     columns = ["path", "split"] + (["group"] if "group" in table.columns else [])
     merged = frame.merge(table[columns].rename(columns={"path": "image_path"}), on="image_path")
     if "group" in merged.columns:
-        spread = merged.groupby("group")["split"].nunique()
-        leaked = spread[spread > 1].index.tolist()
-        if leaked:
-            raise DataError(f"{split_csv}: groups in more than one split:{_listing(leaked)}")
+        check_no_group_leakage(merged, "group", source=str(split_csv))
     return merged

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from valf.data import lunghist700, sampling, synthetic
 from valf.data.errors import DataError
+from valf.data.splits import SPLITS
 
 __all__ = ["prepare_dataset", "split_frames"]
 
@@ -111,8 +112,7 @@ def split_frames(params):
         frame = lunghist700.cross_validation_split(
             lunghist700.official_split(frame), params["n_folds"], params["fold"],
             params["split_seed"])
-    frames = {name: frame[frame["split"] == name].reset_index(drop=True)
-              for name in ("train", "val", "test")}
+    frames = {name: frame[frame["split"] == name].reset_index(drop=True) for name in SPLITS}
     for name, part in frames.items():
         missing = sorted(set(range(len(lunghist700.CLASS_NAMES))) - set(part["label"]))
         if missing:

@@ -77,14 +77,17 @@ def plot_confusion(confusion, title=None, ax=None):
     >>> plot_confusion(c).axes[0].get_xlabel()
     'predicted'
     """
-    import seaborn as sns
-
     figure = None
     if ax is None:
         figure = Figure(figsize=(3.8, 3.3), layout="constrained")
         ax = figure.subplots()
-    sns.heatmap(confusion, annot=True, fmt=".2f", vmin=0, vmax=1, cmap="Blues", cbar=False,
-                square=True, ax=ax)
+    values = np.asarray(confusion, dtype=float)
+    ax.imshow(values, vmin=0, vmax=1, cmap="Blues")
+    for (row, column), value in np.ndenumerate(values):
+        ax.text(column, row, f"{value:.2f}", ha="center", va="center",
+                color="white" if value > 0.6 else "black")
+    ax.set_xticks(range(values.shape[1]), [str(c) for c in confusion.columns])
+    ax.set_yticks(range(values.shape[0]), [str(r) for r in confusion.index])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:

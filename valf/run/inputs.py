@@ -3,6 +3,8 @@ without augmentation (what DWFL measures), each reading through the decode cache
 
 from __future__ import annotations
 
+import os
+
 __all__ = ["EVAL_BATCH_SIZE", "run_datasets"]
 
 #: Batch size of prediction (validation, test, reweighting); it does not change any number.
@@ -17,7 +19,7 @@ def run_datasets(params, frames, first_epoch=0):
     """
     from valf.data.augment import REFERENCE_SIZE, eval_transform, output_size, train_transform
     from valf.data.decode import DecodedImageCache
-    from valf.data.pipeline import make_dataset
+    from valf.data.pipeline import ImageBatches
 
     scale = params["image_scale"]
     out_size = output_size(scale)
@@ -38,11 +40,14 @@ def run_datasets(params, frames, first_epoch=0):
         train_cache = DecodedImageCache(cache_dir, name, magnification, source_size)
 
     def evaluation(frame):
-        return make_dataset(frame, eval_transform(scale), EVAL_BATCH_SIZE, cache=eval_cache)
+        return ImageBatches(frame, eval_transform(scale), EVAL_BATCH_SIZE, cache=eval_cache)
 
+    # Threads that augment ahead of the model; two overlap the model's work even on one core.
+    workers = max(2, int(os.environ.get("VALF_THREADS") or os.cpu_count() or 1))
     datasets = {
-        "train": make_dataset(frames["train"], train_tf, params["batch_size"], shuffle=True,
-                              seed=params["seed"], cache=train_cache, first_epoch=first_epoch),
+        "train": ImageBatches(frames["train"], train_tf, params["batch_size"], shuffle=True,
+                              seed=params["seed"], cache=train_cache, epoch=first_epoch,
+                              workers=workers),
         "val": evaluation(frames["val"]),
         "test": evaluation(frames["test"]),
         "train_eval": evaluation(frames["train"]),

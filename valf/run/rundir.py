@@ -56,7 +56,6 @@ __all__ = [
 DONE = "DONE"
 STATUS = "status.json"
 LOG = "run.log"
-LOCK = ".run.lock"
 
 
 def run_directory(params):
@@ -66,17 +65,18 @@ def run_directory(params):
     return Path(params["runs_root"]) / run_id(params)
 
 
-def run_lock(run_dir):
-    """A lock that one process at a time holds while it executes the run (a ``filelock``).
+def run_lock(run_dir, purpose="run"):
+    """A lock that one process at a time holds while it works on the run (a ``filelock``).
 
-    Two sweeps that share a run, or a run retried while an orphaned attempt still finishes,
-    take turns instead of writing the same files at once; the operating system releases the
-    lock of a process that dies.
+    ``purpose`` names the lock: ``"run"`` is held by the process that executes a swept run's
+    notebook, ``"train"`` by the process that trains it. Two sweeps that share a run, or a run
+    retried while an orphaned attempt still dies, take turns instead of writing the same files
+    at once; the operating system releases the lock of a process that dies.
     """
     from filelock import FileLock
 
     Path(run_dir).mkdir(parents=True, exist_ok=True)
-    return FileLock(str(Path(run_dir) / LOCK))
+    return FileLock(str(Path(run_dir) / f".{purpose}.lock"))
 
 
 def write_atomic(path, data):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from valf.run import rundir
+from valf.run.backend import import_keras
 from valf.run.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
 
 __all__ = ["train"]
@@ -73,24 +74,26 @@ def train(params=None, run_dir=None, *, progress=None, **overrides):
     """
     params = resolve_parameters(params, **overrides)
     run_dir = Path(run_dir) if run_dir is not None else rundir.run_directory(params)
-    if rundir.is_done(run_dir):
-        print(f"{run_dir} is complete already; nothing to do.")
-        return run_dir
-    _claim(run_dir, params)
-    rundir.write_json(run_dir / "environment.json", _environment())
-    rundir.write_status(run_dir, "running", run_id=run_id(params))
-    under_sweep = os.environ.get(SWEEP_RUN_VARIABLE) == run_dir.name
-    started = time.perf_counter()
-    try:
-        summary = _run(params, run_dir, progress=not under_sweep if progress is None
-                       else progress)
-    except BaseException as error:
-        rundir.write_status(run_dir, "failed", error, run_id=run_id(params))
-        raise
-    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
-    rundir.write_status(run_dir, "ok", run_id=run_id(params), **summary)
-    if not under_sweep:
-        rundir.mark_done(run_dir)
+    import_keras()
+    with rundir.run_lock(run_dir, "train"):  # an earlier attempt may still be dying
+        if rundir.is_done(run_dir):
+            print(f"{run_dir} is complete already; nothing to do.")
+            return run_dir
+        _claim(run_dir, params)
+        rundir.write_json(run_dir / "environment.json", _environment())
+        rundir.write_status(run_dir, "running", run_id=run_id(params))
+        under_sweep = os.environ.get(SWEEP_RUN_VARIABLE) == run_dir.name
+        started = time.perf_counter()
+        try:
+            summary = _run(params, run_dir, progress=not under_sweep if progress is None
+                           else progress)
+        except BaseException as error:
+            rundir.write_status(run_dir, "failed", error, run_id=run_id(params))
+            raise
+        summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+        rundir.write_status(run_dir, "ok", run_id=run_id(params), **summary)
+        if not under_sweep:
+            rundir.mark_done(run_dir)
     return run_dir
 
 
@@ -202,6 +205,7 @@ def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, sta
     """Fit with the protocol's callbacks, resuming from ``state``; return the seconds taken."""
     import keras
 
+    from valf.data.pipeline import FollowEpochs
     from valf.run.progress import EpochLog
     from valf.run.state import TrainingState
 
@@ -213,8 +217,9 @@ def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, sta
     stateful = [c for c in (reweighting, checkpoint, early_stopping, reduce_lr) if c is not None]
     backup = TrainingState(backup_dir, loss=loss, callbacks=stateful)
     callbacks = [
-        # The reweighting callback first: it adds val_acc_<class>/weight_<class> to the logs
-        # that the callbacks after it (CSVLogger) see.
+        FollowEpochs(datasets["train"]),  # each epoch's order and augmentation seeds
+        # The reweighting callback before the loggers: it adds val_acc_<class>/weight_<class>
+        # to the logs that the callbacks after it (CSVLogger) see.
         *([reweighting] if reweighting is not None else []),
         keras.callbacks.TerminateOnNaN(),
         checkpoint, early_stopping, reduce_lr,
