@@ -3,11 +3,10 @@
 Writes ~40 smooth-noise JPEGs of 1200x1600 to a temporary folder, then measures, in images
 per second over one epoch each:
 
-- the training pipeline (:func:`valf.data.pipeline.make_dataset` with the faithful and the
+- the training pipeline (:class:`valf.data.pipeline.ImageBatches` with the faithful and the
   fast recipe of :mod:`valf.data.augment`), without a decode cache and with one (first epoch:
-  decode and write; second epoch: read back);
-- the cached second epochs (faithful and fast) through ``keras.utils.PyDataset`` with two worker
-  threads, the alternative to the tf.data map that ``make_dataset`` uses;
+  decode and write; second epoch: read back), with ``--workers`` threads fetching batches as
+  Keras' enqueuer does;
 - MobileNetV3Small (weights=None, include_preprocessing=False) training at 300x400, batch 4;
 
 and prints the ratio pipeline / model (goal: >= 2, so the model never waits for data). Both
@@ -21,11 +20,9 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
-import queue
 import shutil
 import sys
 import tempfile
@@ -35,15 +32,15 @@ from pathlib import Path
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import cv2
+import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valf.data.augment import eval_transform, output_size, train_transform  # noqa: E402
+from valf.data.augment import eval_transform, output_size, train_transform
 from valf.data.decode import DecodedImageCache
-from valf.data.pipeline import make_dataset, sample_seed  # noqa: E402
+from valf.data.pipeline import ImageBatches
 
 FULL_SIZE = (1200, 1600)
 
@@ -55,7 +52,7 @@ def write_images(folder, count, seed=0):
     for i in range(count):
         noise = rng.normal(size=(24, 32, 3)).astype(np.float32)
         smooth = cv2.resize(noise, FULL_SIZE[::-1], interpolation=cv2.INTER_CUBIC)
-        grain = rng.normal(scale=8, size=FULL_SIZE + (3,)).astype(np.float32)
+        grain = rng.normal(scale=8, size=(*FULL_SIZE, 3)).astype(np.float32)
         image = np.clip(150 + 50 * smooth + grain, 0, 255).astype(np.uint8)
         path = folder / f"synthetic_{i:03d}.jpg"
         cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -63,58 +60,23 @@ def write_images(folder, count, seed=0):
     return pd.DataFrame(rows)
 
 
-def epoch_rate(dataset):
-    """Images per second of one pass over ``dataset``."""
+def epoch_rate(batches, workers):
+    """Images per second of one epoch of ``batches``, fetched by ``workers`` threads in order
+    (what Keras' enqueuer does while the model trains)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     start = time.perf_counter()
-    count = sum(int(images.shape[0]) for images, _ in dataset)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        count = sum(len(labels) for _, labels in pool.map(batches.__getitem__, range(len(batches))))
     return count / (time.perf_counter() - start)
 
 
-def pipeline_rates(frame, transform, cache, batch_size):
-    """(first epoch, second epoch) images/s of one dataset."""
-    dataset = make_dataset(frame, transform, batch_size, shuffle=True, seed=0, cache=cache)
-    return epoch_rate(dataset), epoch_rate(dataset)
-
-
-def pydataset_rate(frame, transform, cache, batch_size, workers):
-    """Images/s of the same work through keras.utils.PyDataset with worker threads."""
-    import keras
-    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
-
-    from valf.data.augment import seed_transform
-
-    idle = queue.SimpleQueue()
-
-    class Batches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__(workers=workers, use_multiprocessing=False)
-            self.paths = list(frame.path)
-            self.labels = frame.label.to_numpy(np.int32)
-
-        def __len__(self):
-            return -(-len(self.paths) // batch_size)
-
-        def __getitem__(self, batch):
-            try:  # a pool of transform copies, as make_dataset keeps: workers run concurrently
-                local = idle.get_nowait()
-            except queue.Empty:
-                local = copy.deepcopy(transform)
-            indices = range(batch * batch_size, min(len(self.paths), (batch + 1) * batch_size))
-            images = [
-                seed_transform(local, sample_seed(0, 0, i))(image=cache.get(self.paths[i]))[
-                    "image"
-                ]
-                for i in indices
-            ]
-            idle.put(local)
-            return np.stack(images), self.labels[list(indices)]
-
-    adapter = PyDatasetAdapter(Batches(), shuffle=False)
-    start = time.perf_counter()
-    count = sum(len(y) for _, y in adapter.get_numpy_iterator())
-    rate = count / (time.perf_counter() - start)
-    adapter.on_epoch_end()
-    return rate
+def pipeline_rates(frame, transform, cache, batch_size, workers):
+    """(first epoch, second epoch) images/s of one pipeline."""
+    batches = ImageBatches(frame, transform, batch_size, shuffle=True, seed=0, cache=cache)
+    first = epoch_rate(batches, workers)
+    batches.epoch += 1
+    return first, epoch_rate(batches, workers)
 
 
 def model_rate(size, batch_size, steps):
@@ -122,11 +84,11 @@ def model_rate(size, batch_size, steps):
     import keras
 
     model = keras.applications.MobileNetV3Small(
-        input_shape=size + (3,), weights=None, include_preprocessing=False, classes=3
+        input_shape=(*size, 3), weights=None, include_preprocessing=False, classes=3
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
-    images = rng.random((batch_size,) + size + (3,), dtype=np.float32)
+    images = rng.random((batch_size, *size, 3), dtype=np.float32)
     labels = rng.integers(0, 3, batch_size)
     model.train_on_batch(images, labels)  # builds and traces the train step
     start = time.perf_counter()
@@ -141,6 +103,12 @@ def main(argv=None):
     parser.add_argument("--scale", type=float, default=0.25, help="output size factor (0.25)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--model-steps", type=int, default=10, help="timed train steps (10)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count(),
+        help="threads preparing batches (default: the CPU cores)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
 
@@ -152,6 +120,7 @@ def main(argv=None):
         "image_size": list(FULL_SIZE),
         "output_size": list(size),
         "batch_size": args.batch_size,
+        "workers": args.workers,
     }
     try:
         start = time.perf_counter()
@@ -172,27 +141,18 @@ def main(argv=None):
         }
         rates = {}
         for name, (transform, cache) in runs.items():
-            first, second = pipeline_rates(frame, transform, cache, args.batch_size)
+            first, second = pipeline_rates(frame, transform, cache, args.batch_size, args.workers)
             rates[name] = {"epoch1": first, "epoch2": second}
             print(f"pipeline {name:22s} epoch 1 {first:7.1f} img/s   epoch 2 {second:7.1f} img/s")
-        for name, transform, cache in (
-            ("faithful_cache_full", faithful, full_cache),
-            ("fast_cache_small", fast, small_cache),
-        ):
-            try:
-                rate = pydataset_rate(frame, transform, cache, args.batch_size, 2)
-            except Exception as error:  # a private Keras class: report, do not fail the run
-                print(f"PyDataset comparison skipped: {error!r}")
-                break
-            rates[f"{name}_pydataset2"] = {"epoch2": rate}
-            print(f"pipeline {name}, keras PyDataset(workers=2) epoch 2 {rate:7.1f} img/s")
         figures["pipeline_images_per_s"] = rates
 
         model = model_rate(size, args.batch_size, args.model_steps)
         figures["model"] = "MobileNetV3Small(weights=None, include_preprocessing=False)"
         figures["model_train_images_per_s"] = model
-        print(f"model MobileNetV3Small {size[0]}x{size[1]} batch {args.batch_size}: "
-              f"{model:.1f} img/s (train)")
+        print(
+            f"model MobileNetV3Small {size[0]}x{size[1]} batch {args.batch_size}: "
+            f"{model:.1f} img/s (train)"
+        )
         ratios = {
             name: rate.get("epoch2", rate.get("epoch1")) / model for name, rate in rates.items()
         }

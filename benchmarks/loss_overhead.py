@@ -36,27 +36,34 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
-import valf  # noqa: E402
+import valf
 
 BACKBONES = {
     "MobileNetV3Small": lambda shape: keras.applications.MobileNetV3Small(
-        input_shape=shape, include_top=False, weights=None, include_preprocessing=False),
+        input_shape=shape, include_top=False, weights=None, include_preprocessing=False
+    ),
     "EfficientNetV2B0": lambda shape: keras.applications.EfficientNetV2B0(
-        input_shape=shape, include_top=False, weights=None, include_preprocessing=False),
+        input_shape=shape, include_top=False, weights=None, include_preprocessing=False
+    ),
     "ResNet50": lambda shape: keras.applications.ResNet50(
-        input_shape=shape, include_top=False, weights=None),
+        input_shape=shape, include_top=False, weights=None
+    ),
     "EfficientNetV2B3": lambda shape: keras.applications.EfficientNetV2B3(
-        input_shape=shape, include_top=False, weights=None, include_preprocessing=False),
+        input_shape=shape, include_top=False, weights=None, include_preprocessing=False
+    ),
     "DenseNet121": lambda shape: keras.applications.DenseNet121(
-        input_shape=shape, include_top=False, weights=None),
+        input_shape=shape, include_top=False, weights=None
+    ),
     "InceptionV3": lambda shape: keras.applications.InceptionV3(
-        input_shape=shape, include_top=False, weights=None),
+        input_shape=shape, include_top=False, weights=None
+    ),
     "ConvNeXtTiny": lambda shape: keras.applications.ConvNeXtTiny(
-        input_shape=shape, include_top=False, weights=None, include_preprocessing=False),
+        input_shape=shape, include_top=False, weights=None, include_preprocessing=False
+    ),
 }
 NUM_CLASSES = 3
 
@@ -88,8 +95,10 @@ def measure_step_ratio(args, shape):
     n = args.batch_size * args.steps
     x = rng.uniform(size=(n, *shape)).astype("float32")
     y = np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, n)]
-    losses = {"CCE": keras.losses.CategoricalCrossentropy,
-              "VALF": lambda: valf.ValidationAdaptiveFocalLoss(NUM_CLASSES)}
+    losses = {
+        "CCE": keras.losses.CategoricalCrossentropy,
+        "VALF": lambda: valf.ValidationAdaptiveFocalLoss(NUM_CLASSES),
+    }
     names = ["VALF", "CCE"] if args.valf_first else ["CCE", "VALF"]
     models = {name: build(args.backbone, shape, losses[name](), 0) for name in names}
     for model in models.values():  # compile and warm up outside the timing
@@ -99,8 +108,11 @@ def measure_step_ratio(args, shape):
     for round_index in range(args.rounds):
         for name in order if round_index % 2 == 0 else order[::-1]:
             times[name].append(time_steps(models[name], x, y, args.batch_size))
-        print(f"  round {round_index + 1}/{args.rounds}: "
-              + ", ".join(f"{n} {times[n][-1] * 1e3:.1f} ms" for n in order), flush=True)
+        print(
+            f"  round {round_index + 1}/{args.rounds}: "
+            + ", ".join(f"{n} {times[n][-1] * 1e3:.1f} ms" for n in order),
+            flush=True,
+        )
     medians = {name: statistics.median(values) for name, values in times.items()}
     # Each round's two blocks ran back to back, so their ratio cancels the
     # machine's drift; the median over rounds resists the odd slow block.
@@ -108,8 +120,9 @@ def measure_step_ratio(args, shape):
     quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
     return {
         "step_ms": {name: round(value * 1e3, 3) for name, value in medians.items()},
-        "step_ms_all": {name: [round(v * 1e3, 3) for v in values]
-                        for name, values in times.items()},
+        "step_ms_all": {
+            name: [round(v * 1e3, 3) for v in values] for name, values in times.items()
+        },
         "ratio_valf_over_cce": round(statistics.median(paired), 4),
         "ratio_quartiles": [round(quartiles[0], 4), round(quartiles[2], 4)],
         # Shared machines slow down for seconds at a time; as timeit does, the
@@ -155,11 +168,14 @@ def measure_loss_alone(args, repeats=2000):
     rng = np.random.default_rng(2)
     probs = rng.dirichlet(np.ones(NUM_CLASSES), size=args.batch_size).astype("float32")
     y = keras.ops.convert_to_tensor(
-        np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, args.batch_size)])
+        np.eye(NUM_CLASSES, dtype="float32")[rng.integers(0, NUM_CLASSES, args.batch_size)]
+    )
     p = keras.ops.convert_to_tensor(probs)
     seconds = {}
-    for name, loss in (("CCE", keras.losses.CategoricalCrossentropy()),
-                       ("VALF", valf.ValidationAdaptiveFocalLoss(NUM_CLASSES))):
+    for name, loss in (
+        ("CCE", keras.losses.CategoricalCrossentropy()),
+        ("VALF", valf.ValidationAdaptiveFocalLoss(NUM_CLASSES)),
+    ):
         step, wait = loss_and_gradient_function(loss)
         for _ in range(20):
             wait(step(y, p))
@@ -206,8 +222,15 @@ def measure_callback_share(args, shape):
     model = build(args.backbone, shape, loss, 0)
     timer = EpochTimer()
     callback = TimedValidationAdaptiveWeights(loss, (x_val, y_val), warmup_epochs=0)
-    model.fit(x, y, validation_data=(x_val, y_val), batch_size=args.batch_size,
-              epochs=args.epochs, verbose=0, callbacks=[timer, callback])
+    model.fit(
+        x,
+        y,
+        validation_data=(x_val, y_val),
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        verbose=0,
+        callbacks=[timer, callback],
+    )
     # Epoch 1 includes compilation of the train, test and predict functions.
     epoch = statistics.median(timer.seconds[1:])
     spent = statistics.median(callback.seconds[1:])
@@ -232,8 +255,11 @@ def main(argv=None):
     parser.add_argument("--train-images", type=int, default=263)
     parser.add_argument("--val-images", type=int, default=48)
     parser.add_argument("--epochs", type=int, default=3, help="fit epochs; the first is not timed")
-    parser.add_argument("--valf-first", action="store_true",
-                        help="build and time the VALF model first (checks order effects)")
+    parser.add_argument(
+        "--valf-first",
+        action="store_true",
+        help="build and time the VALF model first (checks order effects)",
+    )
     parser.add_argument("--skip-callback", action="store_true")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args(argv)
@@ -242,8 +268,10 @@ def main(argv=None):
 
     shape = (args.height, args.width, 3)
     devices = [str(d) for d in _devices()]
-    print(f"{args.backbone} at {args.height}x{args.width}, batch {args.batch_size}, "
-          f"Keras {keras.__version__} on {keras.backend.backend()}, devices: {devices}")
+    print(
+        f"{args.backbone} at {args.height}x{args.width}, batch {args.batch_size}, "
+        f"Keras {keras.__version__} on {keras.backend.backend()}, devices: {devices}"
+    )
     print("Train step, interleaved:")
     result = {
         "backbone": args.backbone,
@@ -260,23 +288,29 @@ def main(argv=None):
     step = result["step"]
     step["loss_alone_us"] = {name: round(value * 1e6, 2) for name, value in alone.items()}
     step["valf_loss_share_of_step"] = round(alone["VALF"] / (step["step_ms"]["CCE"] / 1e3), 6)
-    print(f"Median step: CCE {step['step_ms']['CCE']:.1f} ms, VALF {step['step_ms']['VALF']:.1f} ms;"
-          f"\nRatio VALF/CCE, median of paired rounds = {step['ratio_valf_over_cce']:.3f} "
-          f"(quartiles {step['ratio_quartiles'][0]:.3f}-{step['ratio_quartiles'][1]:.3f};"
-          " goal <= 1.02)")
+    print(
+        f"Median step: CCE {step['step_ms']['CCE']:.1f} ms, VALF {step['step_ms']['VALF']:.1f} ms;"
+        f"\nRatio VALF/CCE, median of paired rounds = {step['ratio_valf_over_cce']:.3f} "
+        f"(quartiles {step['ratio_quartiles'][0]:.3f}-{step['ratio_quartiles'][1]:.3f};"
+        " goal <= 1.02)"
+    )
     print(f"Ratio of the fastest blocks = {step['ratio_of_minima']:.3f}")
-    print(f"Loss and its gradient alone (compiled, batch {args.batch_size}): "
-          f"CCE {step['loss_alone_us']['CCE']:.0f} us, VALF {step['loss_alone_us']['VALF']:.0f} us"
-          f" = {100 * step['valf_loss_share_of_step']:.3f} % of a CCE train step")
+    print(
+        f"Loss and its gradient alone (compiled, batch {args.batch_size}): "
+        f"CCE {step['loss_alone_us']['CCE']:.0f} us, VALF {step['loss_alone_us']['VALF']:.0f} us"
+        f" = {100 * step['valf_loss_share_of_step']:.3f} % of a CCE train step"
+    )
     if not args.skip_callback:
         if keras.backend.backend() == "jax":
             print("Callback: not measured on JAX (the callback needs TensorFlow or PyTorch).")
         else:
             share = measure_callback_share(args, shape)
             result["callback"] = share
-            print(f"Callback: {share['callback_s'] * 1e3:.0f} ms per epoch of "
-                  f"{share['epoch_s']:.1f} s = {100 * share['callback_share']:.2f} % "
-                  f"(goal <= 5 %; {share['train_images']} train, {share['val_images']} val images)")
+            print(
+                f"Callback: {share['callback_s'] * 1e3:.0f} ms per epoch of "
+                f"{share['epoch_s']:.1f} s = {100 * share['callback_share']:.2f} % "
+                f"(goal <= 5 %; {share['train_images']} train, {share['val_images']} val images)"
+            )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=2)

@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from valf.run.environment import environment_record  # noqa: E402
-from valf.study.spec import find_study_file, load_study  # noqa: E402
+from valf.run.environment import environment_record
+from valf.study.spec import find_study_file, load_study
 
 DIRECT = """
 import sys, yaml
@@ -68,16 +68,22 @@ IMPORT = "import keras, valf.run.train, valf.run.inputs, valf.data.pipeline, val
 
 # One core's worth of threads per run, as the sweep gives each of two runs on two cores; the
 # processes are also pinned to one core, so a measurement does not borrow the idle other one.
-ONE_THREAD = {**os.environ, "VALF_THREADS": "1", "OMP_NUM_THREADS": "1",
-              "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"}
+ONE_THREAD = {
+    **os.environ,
+    "VALF_THREADS": "1",
+    "OMP_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
 
 
 def timed(command, **kwargs):
     if hasattr(os, "sched_setaffinity"):
         kwargs.setdefault("preexec_fn", lambda: os.sched_setaffinity(0, {0}))
     started = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   **kwargs)
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kwargs
+    )
     return time.perf_counter() - started
 
 
@@ -93,8 +99,13 @@ def one_run(study, scratch, kernel, repeats):
     rows = []
     python = sys.executable
     for round_ in range(repeats):
-        rows.append({"round": round_, "mode": "import",
-                     "wall_seconds": timed([python, "-c", IMPORT], env=ONE_THREAD)})
+        rows.append(
+            {
+                "round": round_,
+                "mode": "import",
+                "wall_seconds": timed([python, "-c", IMPORT], env=ONE_THREAD),
+            }
+        )
         for mode in ("direct", "sweep"):
             runs_root = scratch / f"{mode}-{round_}"
             params = {**base, "runs_root": str(runs_root)}
@@ -104,15 +115,29 @@ def one_run(study, scratch, kernel, repeats):
             if mode == "direct":
                 command = [python, "-c", DIRECT, str(params_file)]
             else:
-                command = [python, "-c", SWEPT, str(params_file), str(run_dir),
-                           str(ROOT / "notebooks" / "train.ipynb"), kernel, str(ROOT), "1"]
+                command = [
+                    python,
+                    "-c",
+                    SWEPT,
+                    str(params_file),
+                    str(run_dir),
+                    str(ROOT / "notebooks" / "train.ipynb"),
+                    kernel,
+                    str(ROOT),
+                    "1",
+                ]
             wall = timed(command, cwd=ROOT, env=ONE_THREAD)
-            rows.append({"round": round_, "mode": mode, "wall_seconds": wall,
-                         **run_record(run_dir)})
-            print(f"round {round_} {mode:6s} {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
-                  flush=True)
-    median = {mode: statistics.median(r["wall_seconds"] for r in rows if r["mode"] == mode)
-              for mode in ("import", "direct", "sweep")}
+            rows.append(
+                {"round": round_, "mode": mode, "wall_seconds": wall, **run_record(run_dir)}
+            )
+            print(
+                f"round {round_} {mode:6s} {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
+                flush=True,
+            )
+    median = {
+        mode: statistics.median(r["wall_seconds"] for r in rows if r["mode"] == mode)
+        for mode in ("import", "direct", "sweep")
+    }
     fit = statistics.median(r["fit_seconds"] for r in rows if r["mode"] == "sweep")
     return {
         "run": runs[0].run_id,
@@ -133,8 +158,18 @@ def full_study(study_path, scratch, workers, kernel):
     spec.setdefault("defaults", {})["cache_dir"] = str(scratch / "cache")
     copy = scratch / Path(study_path).name
     copy.write_text(yaml.safe_dump(spec, sort_keys=False))
-    command = [sys.executable, "-m", "valf.cli", "sweep", str(copy), "--runs-root",
-               str(scratch / "runs"), "--kernel", kernel, "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "valf.cli",
+        "sweep",
+        str(copy),
+        "--runs-root",
+        str(scratch / "runs"),
+        "--kernel",
+        kernel,
+        "--quiet",
+    ]
     if workers:
         command += ["--workers", str(workers)]
     started = time.perf_counter()
@@ -145,10 +180,17 @@ def full_study(study_path, scratch, workers, kernel):
     per_run = []
     for run in runs:
         status = json.loads((run.run_dir / "status.json").read_text())
-        per_run.append({"run_id": run.run_id, "wall_seconds": status.get("wall_seconds"),
-                        **run_record(run.run_dir)})
+        per_run.append(
+            {
+                "run_id": run.run_id,
+                "wall_seconds": status.get("wall_seconds"),
+                **run_record(run.run_dir),
+            }
+        )
     return {
-        "study": study.name, "runs": len(runs), "workers": workers or "default",
+        "study": study.name,
+        "runs": len(runs),
+        "workers": workers or "default",
         "wall_seconds": wall,
         "sum_fit_seconds": sum(r["fit_seconds"] for r in per_run),
         "sum_train_wall_seconds": sum(r["wall_seconds"] or 0 for r in per_run),
@@ -168,8 +210,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     study_path = find_study_file(args.study, ROOT / "studies")
-    result = {"machine": environment_record(), "study": str(study_path.relative_to(ROOT)),
-              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    result = {
+        "machine": environment_record(),
+        "study": str(study_path.relative_to(ROOT)),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     with tempfile.TemporaryDirectory(prefix="sweep-overhead-") as scratch:
         scratch = Path(scratch)
         if not args.skip_single:
@@ -177,17 +222,24 @@ def main(argv=None):
             result["single_run"] = one_run(study, scratch, args.kernel, args.repeats)
             single = result["single_run"]
             m = single["median_seconds"]
-            print(f"\nmedians: import {m['import']:.1f} s, direct train() {m['direct']:.1f} s, "
-                  f"swept {m['sweep']:.1f} s, fit {m['fit']:.1f} s")
-            print(f"swept / direct = {single['sweep_over_direct']:.2f}; per-run overhead "
-                  f"{100 * single['overhead_share_of_swept_run']:.0f} % of a swept run "
-                  f"({single['non_fit_seconds_per_run']:.1f} s is not fitting)")
+            print(
+                f"\nmedians: import {m['import']:.1f} s, direct train() {m['direct']:.1f} s, "
+                f"swept {m['sweep']:.1f} s, fit {m['fit']:.1f} s"
+            )
+            print(
+                f"swept / direct = {single['sweep_over_direct']:.2f}; per-run overhead "
+                f"{100 * single['overhead_share_of_swept_run']:.0f} % of a swept run "
+                f"({single['non_fit_seconds_per_run']:.1f} s is not fitting)"
+            )
         if args.full:
             full = full_study(study_path, scratch / "full", args.workers, args.kernel)
             result["full_study"] = full
-            print(f"\nfull study {full['study']}: {full['runs']} runs in "
-                  f"{full['wall_seconds'] / 60:.1f} min wall; fitting {full['sum_fit_seconds'] / 60:.1f} "
-                  f"min and train() {full['sum_train_wall_seconds'] / 60:.1f} min summed over runs")
+            print(
+                f"\nfull study {full['study']}: {full['runs']} runs in "
+                f"{full['wall_seconds'] / 60:.1f} min wall; fitting "
+                f"{full['sum_fit_seconds'] / 60:.1f} min and train() "
+                f"{full['sum_train_wall_seconds'] / 60:.1f} min summed over runs"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
         print(f"written {args.json}")

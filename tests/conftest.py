@@ -6,30 +6,62 @@ import yaml
 from valf.run import rundir
 from valf.study.spec import load_study
 
-CHAPTERS = ("intro", "method", "data", "results", "errors", "weights", "ablations",
-            "reproducibility")
+CHAPTERS = (
+    "intro",
+    "method",
+    "data",
+    "results",
+    "errors",
+    "weights",
+    "ablations",
+    "reproducibility",
+)
 
 
 def write_studies(folder, data_dir):
     folder.mkdir(parents=True, exist_ok=True)
     main = {
-        "name": "tiny-main", "title": "Tiny study",
-        "data": {"dataset": "synthetic", "root": str(data_dir / "synthetic"),
-                 "synthetic": {"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0}},
-        "defaults": {"image_scale": 0.04, "fast_augmentation": True, "learning_rate": 1e-3,
-                     "epochs": 3, "warmup_epochs": 1, "cache_dir": str(data_dir / "cache")},
-        "experiments": {"main": {"grid": {"loss": ["CCE", "CB", "DWFL", "VALF"],
-                                          "magnification": ["20x"], "seed": [0, 1]}}},
+        "name": "tiny-main",
+        "title": "Tiny study",
+        "data": {
+            "dataset": "synthetic",
+            "root": str(data_dir / "synthetic"),
+            "synthetic": {"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0},
+        },
+        "defaults": {
+            "image_scale": 0.04,
+            "fast_augmentation": True,
+            "learning_rate": 1e-3,
+            "epochs": 3,
+            "warmup_epochs": 1,
+            "cache_dir": str(data_dir / "cache"),
+        },
+        "experiments": {
+            "main": {
+                "grid": {
+                    "loss": ["CCE", "CB", "DWFL", "VALF"],
+                    "magnification": ["20x"],
+                    "seed": [0, 1],
+                }
+            }
+        },
     }
     ablations = {
-        "name": "tiny-ablations", "title": "Tiny ablations", "extends": "tiny-main",
+        "name": "tiny-ablations",
+        "title": "Tiny ablations",
+        "extends": "tiny-main",
         "experiments": {
             "warmup": {"fixed": {"loss": "VALF", "seed": 0}, "grid": {"warmup_epochs": [0, 2]}},
-            "alpha-cv": {"fixed": {"loss": "FL", "split": "cv", "n_folds": 2, "seed": 0},
-                         "grid": {"alpha": [0.25, 1.0], "fold": [0, 1]}},
-            "alpha": {"fixed": {"loss": "FL", "seed": 0},
-                      "select": {"alpha": {"experiment": "alpha-cv", "metric": "val_f1",
-                                           "by": ["magnification"]}}},
+            "alpha-cv": {
+                "fixed": {"loss": "FL", "split": "cv", "n_folds": 2, "seed": 0},
+                "grid": {"alpha": [0.25, 1.0], "fold": [0, 1]},
+            },
+            "alpha": {
+                "fixed": {"loss": "FL", "seed": 0},
+                "select": {
+                    "alpha": {"experiment": "alpha-cv", "metric": "val_f1", "by": ["magnification"]}
+                },
+            },
         },
     }
     for spec in (main, ablations):
@@ -60,10 +92,13 @@ def book_html(tmp_path_factory):
     write_studies(folder / "studies", folder / "data")
     for name in ("tiny-main", "tiny-ablations"):
         run_study(folder / "studies" / f"{name}.yaml", folder / "runs")
-    build(study="tiny-main", ablations="tiny-ablations", output=folder / "out",
-          results=str(folder / "results"), runs_root=str(folder / "runs"),
-          studies=str(folder / "studies"))
+    build(
+        study="tiny-main",
+        ablations="tiny-ablations",
+        output=folder / "out",
+        results=str(folder / "results"),
+        runs_root=str(folder / "runs"),
+        studies=str(folder / "studies"),
+    )
     html = folder / "out" / "_build" / "html"
     return html, {name: (html / "book" / f"{name}.html").read_text() for name in CHAPTERS}
-
-

@@ -33,7 +33,11 @@ def wcce(labels, probs, weights):
 
 def focal(labels, probs, gamma, alpha=None):
     pt = true_class_probability(labels, probs)
-    alpha_t = 1.0 if alpha is None else np.broadcast_to(np.asarray(alpha, float), (probs.shape[1],))[labels]
+    alpha_t = (
+        1.0
+        if alpha is None
+        else np.broadcast_to(np.asarray(alpha, float), (probs.shape[1],))[labels]
+    )
     return -alpha_t * (1 - pt) ** gamma * np.log(pt)
 
 

@@ -5,11 +5,11 @@ import warnings
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import albumentations as A  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import albumentations as A
+import numpy as np
+import pytest
 
-from valf.data.augment import (  # noqa: E402
+from valf.data.augment import (
     compare_fast_to_faithful,
     eval_transform,
     output_size,
@@ -41,7 +41,7 @@ def full_size_image():
 def test_output_size():
     assert output_size(0.25) == (300, 400)
     assert output_size(0.5) == (600, 800)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="scale must be positive"):
         output_size(0)
 
 
@@ -160,12 +160,20 @@ def test_steps_draw_independently():
 
 def test_compare_fast_to_faithful(full_size_image):
     result = compare_fast_to_faithful(full_size_image[::4, ::4], n=6, seed=0, scale=0.1)
-    for key in ("mean_abs_diff_paired", "mean_abs_diff_unpaired", "channel_mean_diff",
-                "channel_std_diff", "channel_mean_shift", "channel_std_shift",
-                "faithful_ms", "fast_ms", "speedup"):
+    for key in (
+        "mean_abs_diff_paired",
+        "mean_abs_diff_unpaired",
+        "channel_mean_diff",
+        "channel_std_diff",
+        "channel_mean_shift",
+        "channel_std_shift",
+        "faithful_ms",
+        "fast_ms",
+        "speedup",
+    ):
         assert np.isfinite(result[key])
     # the same seed takes the same decisions: far closer than two independent samples
     assert result["mean_abs_diff_paired"] < 0.5 * result["mean_abs_diff_unpaired"]
     assert result["channel_mean_shift"] < 0.02
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"image must be uint8 \(H, W, 3\)"):
         compare_fast_to_faithful(full_size_image.astype(np.float32))

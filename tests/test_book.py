@@ -43,7 +43,7 @@ def test_the_results_page(book_html):
     assert "generated stand-in data set" in results and "not</strong> a reproduction" in results
     assert "are <strong>not</strong> compared with these" in results  # the paper's table apart
     assert ":::" not in text(results)
-    table = results[results.index("Table 2, as the study measured it"):]
+    table = results[results.index("Table 2, as the study measured it") :]
     for loss in ("CCE", "CB", "DWFL", "VALF"):
         assert re.search(rf"<th[^>]*>{loss}</th>", table), loss
     assert re.search(r"VALF has the best mean macro-F1 in \d of 1 settings", text(results))
@@ -51,16 +51,16 @@ def test_the_results_page(book_html):
 
 
 def test_math_and_glue_are_rendered(book_html):
-    html, pages = book_html
+    _, pages = book_html
     assert "mathjax/tex-chtml.js" in pages["method"] and r"\log p_t" in pages["method"]
     assert "holds 691 H&amp;E images of 1200x1600 pixels from 45 patients" in text(pages["data"])
     assert re.search(r"by a median of 0\.\d{3} \(10th to 90th percentile", text(pages["data"]))
 
 
 def test_the_reproducibility_page_lists_every_run(book_html):
-    html, pages = book_html
+    _, pages = book_html
     page = pages["reproducibility"]
-    runs_table = page[page.index('id="every-run"'):]
+    runs_table = page[page.index('id="every-run"') :]
     for study, count in (("tiny-main", 8), ("tiny-ablations", 2 + 4 + 1)):
         assert len(re.findall(rf"<td>{study}</td>", runs_table)) == count
     # These runs were trained without papermill: no executed notebook, so no link.
@@ -76,9 +76,16 @@ def test_executed_notebooks_are_rendered_for_the_runs_table(tmp_path):
 
     run_dir = tmp_path / "runs" / "demo-run"
     run_dir.mkdir(parents=True)
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "1 + 1", outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"},
-                                                 execution_count=1)])])
+    notebook = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "1 + 1",
+                outputs=[
+                    nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)
+                ],
+            )
+        ]
+    )
     nbformat.write(notebook, run_dir / "train.ipynb")
     runs = pd.DataFrame({"run_dir": [str(run_dir), str(tmp_path / "runs" / "never-ran")]})
     assert render_run_notebooks(runs, tmp_path / "html") == 1
@@ -112,22 +119,26 @@ def test_an_edit_to_the_losses_invalidates_the_pages_that_draw_them(tmp_path, mo
 
     copy = _copy_of(valf.losses.__file__, tmp_path)
     real = build._module_file
-    monkeypatch.setattr(build, "_module_file",
-                        lambda name: copy if name == "valf.losses" else real(name))
-    stale = _stale_after(lambda config: copy.write_text(copy.read_text() + "# an edit\n"),
-                         tmp_path, monkeypatch)
+    monkeypatch.setattr(
+        build, "_module_file", lambda name: copy if name == "valf.losses" else real(name)
+    )
+    stale = _stale_after(
+        lambda config: copy.write_text(copy.read_text() + "# an edit\n"), tmp_path, monkeypatch
+    )
     assert "method" in stale  # it draws the loss curves with valf.losses
     assert "intro" not in stale  # no code at all
 
 
 def test_the_paper_table_results_and_settings_invalidate_the_pages_that_read_them(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from valf.report import tables
 
     paper = _copy_of(tables.PAPER_TABLE, tmp_path)
     monkeypatch.setattr(tables, "PAPER_TABLE", paper)
-    stale = _stale_after(lambda config: paper.write_text(paper.read_text() + "\n"),
-                         tmp_path, monkeypatch)
+    stale = _stale_after(
+        lambda config: paper.write_text(paper.read_text() + "\n"), tmp_path, monkeypatch
+    )
     assert "results" in stale and "intro" not in stale
 
     def new_results(config):
@@ -146,11 +157,17 @@ def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
     studies.mkdir()
     (studies / "empty.yaml").write_text(
         "name: empty\ndata: {dataset: synthetic, root: data/x}\n"
-        "experiments: {main: {grid: {seed: [0]}}}\n")
+        "experiments: {main: {grid: {seed: [0]}}}\n"
+    )
     with pytest.raises(ValueError, match=r"no complete run yet.*valf sweep empty"):
-        build(study="empty", ablations="empty", output=tmp_path / "out",
-              results=str(tmp_path / "results"), runs_root=str(tmp_path / "runs"),
-              studies=str(studies))
+        build(
+            study="empty",
+            ablations="empty",
+            output=tmp_path / "out",
+            results=str(tmp_path / "results"),
+            runs_root=str(tmp_path / "runs"),
+            studies=str(studies),
+        )
 
 
 def test_new_results_make_the_pages_that_read_them_execute_again(book_html, monkeypatch):
@@ -168,13 +185,19 @@ def test_new_results_make_the_pages_that_read_them_execute_again(book_html, monk
     folder = build_dir.parents[1]
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
-    settings = dict(study="tiny-main", ablations="tiny-ablations", output=build_dir.parent,
-                    results=str(folder / "results"), runs_root=str(folder / "runs"),
-                    studies=str(folder / "studies"))
+    settings = {
+        "study": "tiny-main",
+        "ablations": "tiny-ablations",
+        "output": build_dir.parent,
+        "results": str(folder / "results"),
+        "runs_root": str(folder / "runs"),
+        "studies": str(folder / "studies"),
+    }
 
     def cached_pages():
-        return {Path(r.uri).stem for r in get_cache(build_dir / ".jupyter_cache")
-                .list_cache_records()}
+        return {
+            Path(r.uri).stem for r in get_cache(build_dir / ".jupyter_cache").list_cache_records()
+        }
 
     before = cached_pages()
     assert {"method", "results", "reproducibility"} <= before

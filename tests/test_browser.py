@@ -51,8 +51,13 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,1600"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -95,7 +100,8 @@ def test_equations_are_typeset_offline(browser, site):
     assert typeset >= 2 and errors == 0
     # served by the book itself, not a CDN
     sources = browser.execute_script(
-        "return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))")
+        "return Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax'))"
+    )
     assert sources and all(s.startswith(site) for s in sources)
 
 

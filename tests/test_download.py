@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 import zipfile
+from typing import ClassVar
 
 import pytest
 
@@ -16,9 +17,9 @@ from valf.data import lunghist700 as lh
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
     payload = b""
-    ranges = []
+    ranges: ClassVar[list] = []
 
-    def do_GET(self):  # noqa: N802 - http.server's name
+    def do_GET(self):
         header = self.headers.get("Range")
         type(self).ranges.append(header)
         start = int(header.split("=")[1].split("-")[0]) if header else 0
@@ -51,8 +52,9 @@ def served_archive(tmp_path):
 
 def test_download_extract_and_check(served_archive, tmp_path):
     url, count = served_archive
-    root = download.download_lunghist700(tmp_path / "dest", url=url, progress=False,
-                                   expected_images=count)
+    root = download.download_lunghist700(
+        tmp_path / "dest", url=url, progress=False, expected_images=count
+    )
     assert (root / "data.csv").is_file() and len(lh.read_release(root)) == count
     assert RangeHandler.ranges == [None]
     assert not list((tmp_path / "dest").glob("*.part"))
@@ -90,21 +92,60 @@ def test_offline_fails_at_once_with_instructions(tmp_path):
 
 
 def test_command_line_download_and_error(served_archive, tmp_path, capsys):
-    url, count = served_archive
     archive = tmp_path / "LungHist700.zip"
-    assert cli.main(["data", "download", "lunghist700", "--dest", str(tmp_path / "by-hand"),
-                     "--archive", str(archive), "--quiet"]) == 2  # 12 images, not 691
+    assert (
+        cli.main(
+            [
+                "data",
+                "download",
+                "lunghist700",
+                "--dest",
+                str(tmp_path / "by-hand"),
+                "--archive",
+                str(archive),
+                "--quiet",
+            ]
+        )
+        == 2
+    )  # 12 images, not 691
     assert "not the 691" in capsys.readouterr().err
-    assert cli.main(["data", "download", "lunghist700", "--dest", str(tmp_path / "gone"),
-                     "--archive", str(tmp_path / "missing.zip"), "--quiet"]) == 2
+    assert (
+        cli.main(
+            [
+                "data",
+                "download",
+                "lunghist700",
+                "--dest",
+                str(tmp_path / "gone"),
+                "--archive",
+                str(tmp_path / "missing.zip"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_command_line_make_synthetic(tmp_path, capsys):
-    assert cli.main(["data", "make-synthetic", "--dest", str(tmp_path / "synth"), "--scale",
-                     "0.05", "--image-size", "32", "48", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "data",
+                "make-synthetic",
+                "--dest",
+                str(tmp_path / "synth"),
+                "--scale",
+                "0.05",
+                "--image-size",
+                "32",
+                "48",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     frame = lh.official_split(lh.read_release(tmp_path / "synth"))
     assert set(frame["resolution"]) == {"20x", "40x"} and frame["patient_id"].nunique() == 45
-    assert cli.main(["data", "make-synthetic", "--dest", str(tmp_path / "x"),
-                     "--scale", "0"]) == 2
+    assert cli.main(["data", "make-synthetic", "--dest", str(tmp_path / "x"), "--scale", "0"]) == 2
     assert "scale" in capsys.readouterr().err

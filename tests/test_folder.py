@@ -21,12 +21,19 @@ def folder(tmp_path):
 
 
 def split_table(root):
-    return pd.DataFrame({
-        "path": ["benign/benign0.png", "benign/benign1.png", "benign/benign2.png",
-                 "malignant/malignant0.jpg", "malignant/malignant1.jpg"],
-        "split": ["train", "train", "test", "train", "val"],
-        "group": ["p1", "p1", "p2", "p3", "p4"],
-    })
+    return pd.DataFrame(
+        {
+            "path": [
+                "benign/benign0.png",
+                "benign/benign1.png",
+                "benign/benign2.png",
+                "malignant/malignant0.jpg",
+                "malignant/malignant1.jpg",
+            ],
+            "split": ["train", "train", "test", "train", "val"],
+            "group": ["p1", "p1", "p2", "p3", "p4"],
+        }
+    )
 
 
 def test_labels_and_split(folder, tmp_path):
@@ -56,7 +63,9 @@ def test_group_leakage_and_bad_values(folder, tmp_path):
     table = split_table(folder)
     table.loc[2, "group"] = "p1"
     table.to_csv(tmp_path / "split.csv", index=False)
-    with pytest.raises(DataError, match=r"Groups appear in more than one split \(.*split.csv\):\s+group p1: "):
+    with pytest.raises(
+        DataError, match=r"Groups appear in more than one split \(.*split.csv\):\s+group p1: "
+    ):
         read_image_folder(folder, tmp_path / "split.csv")
     table.loc[0, "split"] = "holdout"
     table.to_csv(tmp_path / "split.csv", index=False)

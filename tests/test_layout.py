@@ -33,18 +33,32 @@ print(sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1:])))
 
 
 def test_importing_valf_planning_a_sweep_and_collecting_results_load_no_backend():
-    result = subprocess.run([sys.executable, "-c", NO_TRAINING, *BACKENDS], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TRAINING, *BACKENDS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_the_library_names_resolve_on_first_use():
     result = subprocess.run(
-        [sys.executable, "-c", "import sys, valf; assert 'keras' not in sys.modules; "
-         "loss = valf.FocalLoss(gamma=2.0); print(type(loss).__module__, 'keras' in sys.modules, "
-         "sorted(valf.__all__) == valf.__all__)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            "import sys, valf; assert 'keras' not in sys.modules; "
+            "loss = valf.FocalLoss(gamma=2.0); "
+            "print(type(loss).__module__, 'keras' in sys.modules, "
+            "sorted(valf.__all__) == valf.__all__)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["valf.losses", "True", "True"]
 
@@ -57,8 +71,7 @@ def _stage(module):
     parts = module.split(".")
     if parts[0] != "valf":
         return None
-    if len(parts) == 1 or parts[1] in ("losses", "reweighting", "metrics", "_validation",
-                                       "_plain"):
+    if len(parts) == 1 or parts[1] in ("losses", "reweighting", "metrics", "_validation", "_plain"):
         return "library"
     return parts[1] if parts[1] in STAGES else None
 
@@ -66,13 +79,16 @@ def _stage(module):
 def test_lower_stages_never_import_higher_ones():
     offences = []
     for path in (ROOT / "valf").rglob("*.py"):
-        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
-            ".__init__")
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         own = _stage(module)
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module
-                     else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module
+                else []
+            )
             for name in names:
                 other = _stage(name)
                 if own and other and STAGES[other] > STAGES[own]:
@@ -89,10 +105,19 @@ def test_the_readme_data_section_makes_the_data_the_quick_study_asks_for(tmp_pat
     readme = (ROOT / "README.md").read_text()
     command = re.search(r"valf (data make-synthetic [^\n#]*)", readme).group(1).split()
     bin_dir = Path(sys.executable).parent
-    result = subprocess.run([str(bin_dir / "valf"), *command, "--quiet"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(bin_dir / "valf"), *command, "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     study = load_study(ROOT / "studies" / "quick.yaml", tmp_path / "runs")
-    found = prepare_dataset(study.data["dataset"], tmp_path / study.data["root"],
-                            study.data["synthetic"], progress=False)
+    found = prepare_dataset(
+        study.data["dataset"],
+        tmp_path / study.data["root"],
+        study.data["synthetic"],
+        progress=False,
+    )
     assert found["synthetic"] == study.data["synthetic"]

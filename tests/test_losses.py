@@ -34,22 +34,33 @@ def numpy(x):
 
 # (name, valf loss instance for gamma, NumPy reference for gamma)
 CASES = {
-    "WCCE": (lambda g, **kw: valf.WeightedCategoricalCrossentropy(WEIGHTS, **kw),
-             lambda y, p, g: ref.wcce(y, p, WEIGHTS)),
-    "FL": (lambda g, **kw: valf.FocalLoss(gamma=g, **kw),
-           lambda y, p, g: ref.focal(y, p, g)),
-    "FL-alpha": (lambda g, **kw: valf.FocalLoss(gamma=g, alpha=WEIGHTS, **kw),
-                 lambda y, p, g: ref.focal(y, p, g, WEIGHTS)),
-    "FL-scalar-alpha": (lambda g, **kw: valf.FocalLoss(gamma=g, alpha=0.25, **kw),
-                        lambda y, p, g: ref.focal(y, p, g, 0.25)),
-    "CB": (lambda g, **kw: valf.ClassBalancedLoss(COUNTS, beta=0.99, gamma=g, **kw),
-           lambda y, p, g: ref.focal(y, p, g, ref.class_balanced_weights(COUNTS, 0.99))),
+    "WCCE": (
+        lambda g, **kw: valf.WeightedCategoricalCrossentropy(WEIGHTS, **kw),
+        lambda y, p, g: ref.wcce(y, p, WEIGHTS),
+    ),
+    "FL": (lambda g, **kw: valf.FocalLoss(gamma=g, **kw), lambda y, p, g: ref.focal(y, p, g)),
+    "FL-alpha": (
+        lambda g, **kw: valf.FocalLoss(gamma=g, alpha=WEIGHTS, **kw),
+        lambda y, p, g: ref.focal(y, p, g, WEIGHTS),
+    ),
+    "FL-scalar-alpha": (
+        lambda g, **kw: valf.FocalLoss(gamma=g, alpha=0.25, **kw),
+        lambda y, p, g: ref.focal(y, p, g, 0.25),
+    ),
+    "CB": (
+        lambda g, **kw: valf.ClassBalancedLoss(COUNTS, beta=0.99, gamma=g, **kw),
+        lambda y, p, g: ref.focal(y, p, g, ref.class_balanced_weights(COUNTS, 0.99)),
+    ),
     "CEFL": (lambda g, **kw: valf.CEFL(gamma=g, **kw), ref.cefl),
     "CEFL2": (lambda g, **kw: valf.CEFL2(gamma=g, **kw), ref.cefl2),
-    "DWFL": (lambda g, **kw: valf.DynamicWeightedFocalLoss(C, gamma=g, prior=WEIGHTS, **kw),
-             lambda y, p, g: ref.valf(y, p, WEIGHTS, g)),
-    "VALF": (lambda g, **kw: valf.ValidationAdaptiveFocalLoss(C, gamma=g, prior=WEIGHTS, **kw),
-             lambda y, p, g: ref.valf(y, p, WEIGHTS, g)),
+    "DWFL": (
+        lambda g, **kw: valf.DynamicWeightedFocalLoss(C, gamma=g, prior=WEIGHTS, **kw),
+        lambda y, p, g: ref.valf(y, p, WEIGHTS, g),
+    ),
+    "VALF": (
+        lambda g, **kw: valf.ValidationAdaptiveFocalLoss(C, gamma=g, prior=WEIGHTS, **kw),
+        lambda y, p, g: ref.valf(y, p, WEIGHTS, g),
+    ),
 }
 
 
@@ -80,8 +91,9 @@ def test_per_sample_functions_match_numpy(name):
     labels, _, probs = batch(7)
     for gamma in (0.0, 2.0):
         expected = CASES[case][1](labels, probs, gamma)
-        np.testing.assert_allclose(numpy(function(labels, probs, gamma)), expected,
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            numpy(function(labels, probs, gamma)), expected, rtol=1e-6, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -92,8 +104,9 @@ def test_label_forms_and_logits_agree(name):
     loss = make(2.0, reduction="none")
     from_probs = numpy(loss(one_hot, probs))
     np.testing.assert_allclose(numpy(loss(labels, probs)), from_probs, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(numpy(loss(labels[:, None], probs)), from_probs,
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        numpy(loss(labels[:, None], probs)), from_probs, rtol=1e-6, atol=1e-7
+    )
     from_logits = numpy(make(2.0, reduction="none", from_logits=True)(labels, logits))
     np.testing.assert_allclose(from_logits, from_probs, rtol=1e-6, atol=1e-6)
 
@@ -102,8 +115,9 @@ def test_reductions_to_keras_categorical_crossentropy():
     labels, logits, probs = batch(3)
     one_hot = np.eye(C, dtype="float32")[labels]
     keras_cce = numpy(keras.losses.CategoricalCrossentropy(reduction="none")(one_hot, probs))
-    keras_cce_logits = numpy(keras.losses.CategoricalCrossentropy(
-        reduction="none", from_logits=True)(one_hot, logits))
+    keras_cce_logits = numpy(
+        keras.losses.CategoricalCrossentropy(reduction="none", from_logits=True)(one_hot, logits)
+    )
     unit = [1.0] * C
     for loss in [
         valf.FocalLoss(gamma=0.0),
@@ -115,19 +129,22 @@ def test_reductions_to_keras_categorical_crossentropy():
         valf.ClassBalancedLoss(COUNTS, beta=0.0),
     ]:
         loss.reduction = "none"
-        np.testing.assert_allclose(numpy(loss(one_hot, probs)), keras_cce, rtol=1e-6, atol=1e-7,
-                                   err_msg=loss.name)
+        np.testing.assert_allclose(
+            numpy(loss(one_hot, probs)), keras_cce, rtol=1e-6, atol=1e-7, err_msg=loss.name
+        )
         loss.from_logits = True
-        np.testing.assert_allclose(numpy(loss(one_hot, logits)), keras_cce_logits,
-                                   rtol=1e-6, atol=1e-6, err_msg=loss.name)
+        np.testing.assert_allclose(
+            numpy(loss(one_hot, logits)), keras_cce_logits, rtol=1e-6, atol=1e-6, err_msg=loss.name
+        )
 
 
 def test_valf_with_weights_and_gamma_zero_is_wcce():
     labels, _, probs = batch(5)
     valf_loss = valf.ValidationAdaptiveFocalLoss(C, gamma=0.0, prior=WEIGHTS, reduction="none")
     wcce = valf.WeightedCategoricalCrossentropy(WEIGHTS, reduction="none")
-    np.testing.assert_allclose(numpy(valf_loss(labels, probs)), numpy(wcce(labels, probs)),
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        numpy(valf_loss(labels, probs)), numpy(wcce(labels, probs)), rtol=1e-7
+    )
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 5.0])
@@ -136,10 +153,12 @@ def test_focal_with_alpha_list_equals_keras_categorical_focal(gamma):
     one_hot = np.eye(C, dtype="float32")[labels]
     for from_logits, y_pred in ((False, probs), (True, logits)):
         ours = valf.FocalLoss(gamma=gamma, alpha=WEIGHTS, from_logits=from_logits)
-        theirs = keras.losses.CategoricalFocalCrossentropy(alpha=WEIGHTS, gamma=gamma,
-                                                           from_logits=from_logits)
-        assert math.isclose(float(numpy(ours(one_hot, y_pred))),
-                            float(numpy(theirs(one_hot, y_pred))), rel_tol=1e-6)
+        theirs = keras.losses.CategoricalFocalCrossentropy(
+            alpha=WEIGHTS, gamma=gamma, from_logits=from_logits
+        )
+        assert math.isclose(
+            float(numpy(ours(one_hot, y_pred))), float(numpy(theirs(one_hot, y_pred))), rel_tol=1e-6
+        )
 
 
 def test_balanced_class_weights_equal_scikit_learn():
@@ -148,23 +167,27 @@ def test_balanced_class_weights_equal_scikit_learn():
     labels = np.repeat([0, 1, 2], COUNTS)
     expected = compute_class_weight("balanced", classes=np.arange(C), y=labels)
     np.testing.assert_allclose(valf.balanced_class_weights(labels), expected, rtol=1e-12)
-    np.testing.assert_allclose(valf.balanced_class_weights(np.eye(C)[labels]), expected,
-                               rtol=1e-12)
-    np.testing.assert_allclose(valf.balanced_class_weights(COUNTS, is_counts=True), expected,
-                               rtol=1e-12)
+    np.testing.assert_allclose(valf.balanced_class_weights(np.eye(C)[labels]), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        valf.balanced_class_weights(COUNTS, is_counts=True), expected, rtol=1e-12
+    )
     with pytest.raises(ValueError, match=r"Classes \[3\] have no training samples"):
         valf.balanced_class_weights(labels, num_classes=4)
 
 
 def test_class_balanced_weights_follow_cui_et_al():
-    np.testing.assert_allclose(valf.class_balanced_weights(COUNTS, 0.999),
-                               ref.class_balanced_weights(COUNTS, 0.999), rtol=1e-12)
+    np.testing.assert_allclose(
+        valf.class_balanced_weights(COUNTS, 0.999),
+        ref.class_balanced_weights(COUNTS, 0.999),
+        rtol=1e-12,
+    )
     assert math.isclose(valf.class_balanced_weights(COUNTS, 0.9999).sum(), C)
     np.testing.assert_allclose(valf.class_balanced_weights(COUNTS, 0.0), np.ones(C))
 
 
-@pytest.mark.parametrize("reduction", ["sum", "sum_over_batch_size", "mean",
-                                       "mean_with_sample_weight", "none"])
+@pytest.mark.parametrize(
+    "reduction", ["sum", "sum_over_batch_size", "mean", "mean_with_sample_weight", "none"]
+)
 def test_sample_weight_and_reductions(reduction):
     labels, _, probs = batch(13, n=8)
     sample_weight = np.linspace(0.0, 2.0, 8).astype("float32")
@@ -177,8 +200,9 @@ def test_sample_weight_and_reductions(reduction):
         "none": per_sample,
     }[reduction]
     loss = valf.ValidationAdaptiveFocalLoss(C, prior=WEIGHTS, reduction=reduction)
-    np.testing.assert_allclose(numpy(loss(labels, probs, sample_weight=sample_weight)), expected,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        numpy(loss(labels, probs, sample_weight=sample_weight)), expected, rtol=1e-6
+    )
 
 
 def gradient(function, x):
@@ -214,11 +238,10 @@ def test_loss_and_gradient_finite_at_certain_predictions(name, gamma):
     labels = np.array([0, 1, 2, 0])
     # p_t = 1, p_t = 0, p_t = 1 with zeros elsewhere, and a near-uniform row.
     probs = np.array([[1, 0, 0], [1, 0, 0], [0, 0, 1], [0.34, 0.33, 0.33]], dtype="float32")
-    logits = np.array([[60, -60, 0], [60, -60, 0], [-200, -200, 200], [0.1, 0, 0]],
-                      dtype="float32")
+    logits = np.array([[60, -60, 0], [60, -60, 0], [-200, -200, 200], [0.1, 0, 0]], dtype="float32")
     for from_logits, y_pred in ((False, probs), (True, logits)):
         loss = make(gamma, reduction="none", from_logits=from_logits)
-        value, grad = gradient(lambda x: loss(labels, x), y_pred)
+        value, grad = gradient(lambda x, loss=loss: loss(labels, x), y_pred)
         assert np.all(np.isfinite(value)), (from_logits, value)
         assert np.all(np.isfinite(grad)), (from_logits, grad)
         assert value[0] < 1e-5 and value[1] > 3, (from_logits, value)  # no loss vs -log(eps)
@@ -252,8 +275,9 @@ def test_config_is_plain_and_round_trips(name):
     assert type(restored) is type(loss)
     assert restored.get_config() == config
     labels, logits, _ = batch(19)
-    np.testing.assert_allclose(numpy(restored(labels, logits)), numpy(loss(labels, logits)),
-                               rtol=1e-7)
+    np.testing.assert_allclose(
+        numpy(restored(labels, logits)), numpy(loss(labels, logits)), rtol=1e-7
+    )
 
 
 def test_adaptive_config_carries_current_weights():
@@ -279,8 +303,9 @@ def test_compiled_model_saves_and_loads_without_custom_objects(name, tmp_path):
     loaded = keras.models.load_model(path)
     assert type(loaded.loss) is type(loss)
     assert loaded.loss.get_config() == loss.get_config()
-    assert math.isclose(loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0),
-                        rel_tol=1e-6)
+    assert math.isclose(
+        loaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rel_tol=1e-6
+    )
 
 
 def test_prior_forms():
@@ -291,30 +316,43 @@ def test_prior_forms():
     np.testing.assert_allclose(from_list.get_class_weights(), [1.0, 2.0, 3.0])
 
 
-@pytest.mark.parametrize("build, match", [
-    (lambda: valf.FocalLoss(gamma=-1.0), "`gamma` must be a finite number >= 0"),
-    (lambda: valf.FocalLoss(gamma=float("nan")), "`gamma`"),
-    (lambda: valf.CEFL(gamma="two"), "`gamma`"),
-    (lambda: valf.CEFL2(gamma=-0.5), "`gamma`"),
-    (lambda: valf.ClassBalancedLoss(COUNTS, beta=1.0), r"`beta` must be a number in \[0, 1\)"),
-    (lambda: valf.ClassBalancedLoss(COUNTS, beta=-0.1), "`beta`"),
-    (lambda: valf.ClassBalancedLoss([10, 0, 5]), "`samples_per_class`"),
-    (lambda: valf.ClassBalancedLoss([10.5, 3, 5]), "whole numbers"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, 2.0]),
-     r"`prior` must have one value per class \(3\)"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, 0.0, 2.0]),
-     r"`prior` must be finite and > 0.*classes \[1\]"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, float("inf"), 2.0]), "`prior`"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3, prior={5: 2.0}), r"keys must be class indices"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3, prior={1: -2.0}), "`prior`"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(1), "`num_classes` must be an integer >= 2"),
-    (lambda: valf.DynamicWeightedFocalLoss(3, gamma=-2), "`gamma`"),
-    (lambda: valf.FocalLoss(alpha=[1.0, -1.0, 1.0]), "`alpha`"),
-    (lambda: valf.FocalLoss(alpha=0.0), "`alpha` must be a finite number > 0"),
-    (lambda: valf.WeightedCategoricalCrossentropy([1.0, float("nan")]), "`class_weights`"),
-    (lambda: valf.WeightedCategoricalCrossentropy("balanced"), "`class_weights` must be a list"),
-    (lambda: valf.ValidationAdaptiveFocalLoss(3).set_class_weights([1, 1]), "`weights`"),
-])
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: valf.FocalLoss(gamma=-1.0), "`gamma` must be a finite number >= 0"),
+        (lambda: valf.FocalLoss(gamma=float("nan")), "`gamma`"),
+        (lambda: valf.CEFL(gamma="two"), "`gamma`"),
+        (lambda: valf.CEFL2(gamma=-0.5), "`gamma`"),
+        (lambda: valf.ClassBalancedLoss(COUNTS, beta=1.0), r"`beta` must be a number in \[0, 1\)"),
+        (lambda: valf.ClassBalancedLoss(COUNTS, beta=-0.1), "`beta`"),
+        (lambda: valf.ClassBalancedLoss([10, 0, 5]), "`samples_per_class`"),
+        (lambda: valf.ClassBalancedLoss([10.5, 3, 5]), "whole numbers"),
+        (
+            lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, 2.0]),
+            r"`prior` must have one value per class \(3\)",
+        ),
+        (
+            lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, 0.0, 2.0]),
+            r"`prior` must be finite and > 0.*classes \[1\]",
+        ),
+        (lambda: valf.ValidationAdaptiveFocalLoss(3, prior=[1.0, float("inf"), 2.0]), "`prior`"),
+        (
+            lambda: valf.ValidationAdaptiveFocalLoss(3, prior={5: 2.0}),
+            r"keys must be class indices",
+        ),
+        (lambda: valf.ValidationAdaptiveFocalLoss(3, prior={1: -2.0}), "`prior`"),
+        (lambda: valf.ValidationAdaptiveFocalLoss(1), "`num_classes` must be an integer >= 2"),
+        (lambda: valf.DynamicWeightedFocalLoss(3, gamma=-2), "`gamma`"),
+        (lambda: valf.FocalLoss(alpha=[1.0, -1.0, 1.0]), "`alpha`"),
+        (lambda: valf.FocalLoss(alpha=0.0), "`alpha` must be a finite number > 0"),
+        (lambda: valf.WeightedCategoricalCrossentropy([1.0, float("nan")]), "`class_weights`"),
+        (
+            lambda: valf.WeightedCategoricalCrossentropy("balanced"),
+            "`class_weights` must be a list",
+        ),
+        (lambda: valf.ValidationAdaptiveFocalLoss(3).set_class_weights([1, 1]), "`weights`"),
+    ],
+)
 def test_bad_arguments_name_the_argument(build, match):
     with pytest.raises(ValueError, match=match):
         build()

@@ -12,15 +12,20 @@ from valf.data.synthetic import make_synthetic_release
 
 # METHOD.md section 4: (train, val, test) x (ACA, NOR, SCC) per magnification.
 OFFICIAL_COUNTS = {
-    ("20x", "train"): (109, 52, 102), ("20x", "val"): (19, 14, 15), ("20x", "test"): (18, 19, 11),
-    ("40x", "train"): (101, 39, 96), ("40x", "val"): (16, 14, 16), ("40x", "test"): (17, 13, 20),
+    ("20x", "train"): (109, 52, 102),
+    ("20x", "val"): (19, 14, 15),
+    ("20x", "test"): (18, 19, 11),
+    ("40x", "train"): (101, 39, 96),
+    ("40x", "val"): (16, 14, 16),
+    ("40x", "test"): (17, 13, 20),
 }
 
 
 @pytest.fixture(scope="module")
 def generated_release(tmp_path_factory):
-    return make_synthetic_release(tmp_path_factory.mktemp("generated"), seed=3,
-                                  image_size=(48, 64), progress=False)
+    return make_synthetic_release(
+        tmp_path_factory.mktemp("generated"), seed=3, image_size=(48, 64), progress=False
+    )
 
 
 @pytest.fixture
@@ -87,9 +92,9 @@ def test_patient_split_is_seeded_grouped_and_complete():
 
 
 def test_missing_root_and_csv(tmp_path):
-    with pytest.raises(lh.DataError, match="does not exist.*valf data download lunghist700"):
+    with pytest.raises(lh.DataError, match=r"does not exist.*valf data download lunghist700"):
         lh.read_release(tmp_path / "nowhere")
-    with pytest.raises(lh.DataError, match="holds no data.csv.*figshare"):
+    with pytest.raises(lh.DataError, match=r"holds no data\.csv.*figshare"):
         lh.read_release(tmp_path)
 
 
@@ -102,13 +107,16 @@ def test_wrong_columns_and_unknown_classes(tiny_release):
     bad.loc[0, "superclass"] = "lcc"
     bad.loc[3, "resolution"] = "10x"
     bad.to_csv(root / "data.csv", index=False)
-    with pytest.raises(lh.DataError, match=r"(?s)row 2: unknown superclass 'lcc'.*row 5: unknown "
-                                           r"resolution '10x'"):
+    with pytest.raises(
+        lh.DataError,
+        match=r"(?s)row 2: unknown superclass 'lcc'.*row 5: unknown "
+        r"resolution '10x'",
+    ):
         lh.read_release(root)
 
 
 def test_missing_and_extra_images_are_all_named(tiny_release):
-    root, subset = tiny_release
+    root, _ = tiny_release
     frame = lh.read_release(root)
     gone = frame.image_path[:3].tolist()
     for relative in gone:

@@ -7,10 +7,20 @@ from sklearn import metrics as skm
 from valf import metrics
 
 Y = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 1])
-P = np.array([
-    [0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4],
-    [0.1, 0.1, 0.8], [0.2, 0.2, 0.6], [0.5, 0.1, 0.4], [0.0, 0.1, 0.9], [0.2, 0.5, 0.3],
-])
+P = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.6, 0.3, 0.1],
+        [0.2, 0.7, 0.1],
+        [0.1, 0.8, 0.1],
+        [0.3, 0.3, 0.4],
+        [0.1, 0.1, 0.8],
+        [0.2, 0.2, 0.6],
+        [0.5, 0.1, 0.4],
+        [0.0, 0.1, 0.9],
+        [0.2, 0.5, 0.3],
+    ]
+)
 
 
 def test_metrics_match_scikit_learn():
@@ -64,6 +74,8 @@ def test_macro_f1_of_resamples_equals_scikit_learn_on_each():
     predicted[predicted == 3] = 2  # class 3 is never predicted: its F1 is 0
     indices = rng.integers(0, 40, (200, 40))
     fast = metrics.macro_f1_of_resamples(y, predicted, indices, 4)
-    slow = [skm.f1_score(y[i], predicted[i], labels=range(4), average="macro", zero_division=0)
-            for i in indices]
+    slow = [
+        skm.f1_score(y[i], predicted[i], labels=range(4), average="macro", zero_division=0)
+        for i in indices
+    ]
     np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-12)

@@ -1,4 +1,5 @@
-"""Backbones build at the study's input size; preprocessing matches Keras' own; no silent random weights."""
+"""Backbones build at the study's input size; preprocessing matches Keras' own; no silent
+random weights."""
 
 import keras
 import numpy as np
@@ -17,11 +18,14 @@ def test_each_backbone_builds_at_300x400(backbone):
     np.testing.assert_allclose(out.sum(), 1.0, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode, reference", [
-    ("caffe", keras.applications.resnet50.preprocess_input),
-    ("torch", keras.applications.densenet.preprocess_input),
-    ("tf", keras.applications.inception_v3.preprocess_input),
-])
+@pytest.mark.parametrize(
+    ("mode", "reference"),
+    [
+        ("caffe", keras.applications.resnet50.preprocess_input),
+        ("torch", keras.applications.densenet.preprocess_input),
+        ("tf", keras.applications.inception_v3.preprocess_input),
+    ],
+)
 def test_preprocessing_equals_the_applications_own(mode, reference):
     images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
     ours = keras.ops.convert_to_numpy(ApplicationPreprocessing(mode)(images))
@@ -39,6 +43,8 @@ def test_bad_names_and_missing_weights(monkeypatch, tmp_path):
 
     monkeypatch.setattr(keras.applications, "ResNet50", offline)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    with pytest.raises(models.WeightsNotAvailable,
-                       match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5.*models"):
+    with pytest.raises(
+        models.WeightsNotAvailable,
+        match=r"resnet50_weights_tf_dim_ordering_tf_kernels_notop\.h5.*models",
+    ):
         models.build_model("ResNet50")

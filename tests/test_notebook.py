@@ -21,8 +21,9 @@ def parameters_cell():
 def literal_assignments(source):
     values = {}
     for statement in ast.parse(source).body:
-        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, \
-            ast.unparse(statement)
+        assert isinstance(statement, ast.Assign) and len(statement.targets) == 1, ast.unparse(
+            statement
+        )
         values[statement.targets[0].id] = ast.literal_eval(statement.value)
     return values
 

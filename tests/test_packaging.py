@@ -1,8 +1,14 @@
-"""The set-up the README promises: two commands, one set of pins, CI running the same test command."""
+"""The set-up the README promises: two commands, one set of pins, every imported package
+declared, CI running the same test command and the linter."""
 
+import ast
+import json
 import re
-import tomllib
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -10,9 +16,57 @@ ROOT = Path(__file__).resolve().parents[1]
 def pyproject_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in ("study", "test"):
-        requirements += project["optional-dependencies"][extra]
+    for extra, pins in project["optional-dependencies"].items():
+        if extra != "cuda":  # NVIDIA machines only; the same packages with CUDA libraries
+            requirements += pins
     return requirements
+
+
+def _distribution(requirement):
+    name = re.split(r"[\[=<>]", requirement)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _imported_names(text):
+    names = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _python_sources():
+    for path in [
+        *ROOT.glob("valf/**/*.py"),
+        *ROOT.glob("tests/*.py"),
+        *ROOT.glob("benchmarks/*.py"),
+        ROOT / "conftest.py",
+    ]:
+        yield str(path.relative_to(ROOT)), path.read_text()
+    for page in ROOT.glob("book/*.md"):
+        cells = re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", page.read_text(), re.S | re.M)
+        yield str(page.relative_to(ROOT)), "\n".join(cells)
+    notebook = json.loads((ROOT / "notebooks" / "train.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
+    yield "notebooks/train.ipynb", "\n".join(cells)
+
+
+def test_every_imported_package_is_declared_and_pinned():
+    declared = {_distribution(r) for r in pyproject_pins()}
+    owners = packages_distributions()
+    missing = {}
+    for where, text in _python_sources():
+        # Cell options, IPython magics and shell escapes are not Python.
+        code = "\n".join(
+            line for line in text.splitlines() if not line.lstrip().startswith((":", "%", "!"))
+        )
+        for name in _imported_names(code) - set(sys.stdlib_module_names) - {"valf", "tests"}:
+            distributions = {_distribution(d) for d in owners.get(name, [name])}
+            if not distributions & declared:
+                missing.setdefault(name, set()).add(where)
+    assert not missing
 
 
 def test_every_dependency_is_pinned():
@@ -33,6 +87,10 @@ def test_readme_shows_the_two_commands_first_and_ci_runs_the_test_command():
     assert commands == ["make study", "make test"]
     ci = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", ci, re.MULTILINE)
+    assert re.search(r"^make lint$", ci, re.MULTILINE)
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test: \$\(STAMP\)( \$\(MATHJAX\))?$", makefile, re.MULTILINE)
     assert re.search(r"^study: \$\(STAMP\)$", makefile, re.MULTILINE)
+    assert re.search(r"^\t\$\(BIN\)/ruff check \.$", makefile, re.MULTILINE)
+    assert re.search(r"^\t\$\(BIN\)/ruff format --check \.$", makefile, re.MULTILINE)
+    assert "npm" not in makefile  # everything from the Python package registry

@@ -16,8 +16,14 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "train.ipynb"
 
 def test_defaults_follow_the_paper_protocol():
     p = resolve_parameters()
-    assert (p["batch_size"], p["epochs"], p["early_stopping_patience"], p["reduce_lr_patience"],
-            p["min_lr"], p["image_scale"]) == (4, 100, 25, 10, 1e-7, 0.25)
+    assert (
+        p["batch_size"],
+        p["epochs"],
+        p["early_stopping_patience"],
+        p["reduce_lr_patience"],
+        p["min_lr"],
+        p["image_scale"],
+    ) == (4, 100, 25, 10, 1e-7, 0.25)
     assert (p["warmup_epochs"], p["rate"], p["gamma"]) == (10, 0.01, 2.0)
 
 
@@ -29,28 +35,38 @@ def test_resolving_is_idempotent_and_json_plain():
 
 
 def test_unknown_names_get_the_closest_valid_one():
-    with pytest.raises(ParameterError, match=r"Unknown parameter `lerning_rate` \(did you mean "
-                                             r"`learning_rate`\?\)\. Valid parameters: runs_root,"):
+    with pytest.raises(
+        ParameterError,
+        match=r"Unknown parameter `lerning_rate` \(did you mean "
+        r"`learning_rate`\?\)\. Valid parameters: runs_root,",
+    ):
         resolve_parameters(lerning_rate=1e-4)
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("loss", "focal", r"must be one of \['CCE', 'WCCE', 'FL', 'CB', 'CEFL', 'CEFL2', 'DWFL', "
-                      r"'VALF'\], received 'focal'"),
-    ("backbone", "ResNet", r"must be one of \[.*'ResNet50'.*\].*Did you mean 'ResNet50'\?"),
-    ("magnification", 20, r"must be one of \['20x', '40x'\]"),
-    ("learning_rate", 0, r"`learning_rate` must be a number > 0"),
-    ("learning_rate", "fast", r"`learning_rate` must be a number > 0"),
-    ("epochs", 2.5, r"`epochs` must be an integer >= 1"),
-    ("epochs", True, r"`epochs` must be an integer >= 1"),
-    ("gamma", -1, r"`gamma` must be a number >= 0"),
-    ("gamma", float("nan"), r"`gamma` must be a number >= 0"),
-    ("alpha", [0.25, -1, 1], r"`alpha` must be null, a number > 0, or a list"),
-    ("prior", "balanced", r"must be one of \['uniform', 'inverse_frequency'\]"),
-    ("jit_compile", "yes", r"`jit_compile` must be \"auto\", true or false"),
-    ("synthetic", {"dificulty": 1}, r"unknown keys \['dificulty'\]"),
-    ("synthetic", {"difficulty": 2}, r"`synthetic`: `difficulty` must be a number in \[0, 1\]"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        (
+            "loss",
+            "focal",
+            r"must be one of \['CCE', 'WCCE', 'FL', 'CB', 'CEFL', 'CEFL2', 'DWFL', "
+            r"'VALF'\], received 'focal'",
+        ),
+        ("backbone", "ResNet", r"must be one of \[.*'ResNet50'.*\].*Did you mean 'ResNet50'\?"),
+        ("magnification", 20, r"must be one of \['20x', '40x'\]"),
+        ("learning_rate", 0, r"`learning_rate` must be a number > 0"),
+        ("learning_rate", "fast", r"`learning_rate` must be a number > 0"),
+        ("epochs", 2.5, r"`epochs` must be an integer >= 1"),
+        ("epochs", True, r"`epochs` must be an integer >= 1"),
+        ("gamma", -1, r"`gamma` must be a number >= 0"),
+        ("gamma", float("nan"), r"`gamma` must be a number >= 0"),
+        ("alpha", [0.25, -1, 1], r"`alpha` must be null, a number > 0, or a list"),
+        ("prior", "balanced", r"must be one of \['uniform', 'inverse_frequency'\]"),
+        ("jit_compile", "yes", r"`jit_compile` must be \"auto\", true or false"),
+        ("synthetic", {"dificulty": 1}, r"unknown keys \['dificulty'\]"),
+        ("synthetic", {"difficulty": 2}, r"`synthetic`: `difficulty` must be a number in \[0, 1\]"),
+    ],
+)
 def test_invalid_values_are_rejected_with_what_is_valid(name, value, message):
     with pytest.raises(ParameterError, match=message):
         resolve_parameters({name: value})
@@ -68,18 +84,24 @@ def test_parameters_a_loss_does_not_use_are_null():
     assert valf_["gamma"] == 5 and valf_["alpha"] is None and valf_["cb_beta"] is None
     assert resolve_parameters(loss="FL", alpha=0.5)["alpha"] == 0.5
     # So a grid over gamma does not make distinct CCE runs.
-    assert run_id(resolve_parameters(loss="CCE", gamma=0)) == run_id(resolve_parameters(
-        loss="CCE", gamma=5))
+    assert run_id(resolve_parameters(loss="CCE", gamma=0)) == run_id(
+        resolve_parameters(loss="CCE", gamma=5)
+    )
 
 
-@pytest.mark.parametrize("given, message", [
-    ({"fold": 1}, r"`fold` applies only to split='cv'"),
-    ({"split": "cv", "fold": 5}, r"`fold` must be below `n_folds` \(5\)"),
-    ({"weights": "imagenet"}, r"'SmallCNN' has no pretrained weights"),
-    ({"dataset": "lunghist700", "synthetic": {"difficulty": 0.2}},
-     r"`synthetic` .* must be null when `dataset` is 'lunghist700'"),
-    ({"loss": "FL", "alpha": [1, 2]}, r"`alpha` must list one value per class"),
-])
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"fold": 1}, r"`fold` applies only to split='cv'"),
+        ({"split": "cv", "fold": 5}, r"`fold` must be below `n_folds` \(5\)"),
+        ({"weights": "imagenet"}, r"'SmallCNN' has no pretrained weights"),
+        (
+            {"dataset": "lunghist700", "synthetic": {"difficulty": 0.2}},
+            r"`synthetic` .* must be null when `dataset` is 'lunghist700'",
+        ),
+        ({"loss": "FL", "alpha": [1, 2]}, r"`alpha` must list one value per class"),
+    ],
+)
 def test_contradicting_parameters_are_rejected(given, message):
     with pytest.raises(ParameterError, match=message):
         resolve_parameters(given)
@@ -90,8 +112,13 @@ def test_run_id_depends_on_what_defines_the_run_only():
     assert run_id(base).startswith("VALF-SmallCNN-20x-seed1-")
     moved = resolve_parameters(base, runs_root="elsewhere", cache_dir="/tmp/c", keep_weights=False)
     assert run_id(moved) == run_id(base)
-    for change in ({"seed": 2}, {"rate": 1.0}, {"magnification": "40x"},
-                   {"synthetic": {"difficulty": 0.5}}, {"learning_rate": 1e-5}):
+    for change in (
+        {"seed": 2},
+        {"rate": 1.0},
+        {"magnification": "40x"},
+        {"synthetic": {"difficulty": 0.5}},
+        {"learning_rate": 1e-5},
+    ):
         assert run_id(resolve_parameters(base, **change)) != run_id(base), change
 
 

@@ -4,14 +4,14 @@ import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
 
-from valf.data.augment import eval_transform, train_transform  # noqa: E402
-from valf.data.decode import DecodedImageCache, decode_image  # noqa: E402
-from valf.data.pipeline import FollowEpochs, ImageBatches, sample_seed  # noqa: E402
+from valf.data.augment import eval_transform, train_transform
+from valf.data.decode import DecodedImageCache, decode_image
+from valf.data.pipeline import FollowEpochs, ImageBatches, sample_seed
 
 SCALE = 0.025  # 1200x1600 * 0.025 = 30x40 outputs
 SOURCE_SIZE = (120, 160)
@@ -44,7 +44,7 @@ def collect(dataset, epoch=None):
 def test_decode_image(frame):
     path = frame.path[0]
     full = decode_image(path)
-    assert full.shape == SOURCE_SIZE + (3,) and full.dtype == np.uint8
+    assert full.shape == (*SOURCE_SIZE, 3) and full.dtype == np.uint8
     bgr = cv2.imread(path)
     np.testing.assert_array_equal(full, bgr[..., ::-1])
     assert decode_image(path, (30, 40)).shape == (30, 40, 3)
@@ -114,14 +114,27 @@ def test_fit_trains_each_epoch_on_that_epochs_batches_also_when_resumed(frame):
 
     transform = train_transform(SCALE, fast=True)
     for initial_epoch, workers in ((0, 1), (2, 3)):
-        dataset = Recorded(frame, transform, batch_size=4, shuffle=True, seed=3,
-                           epoch=initial_epoch, workers=workers)
+        dataset = Recorded(
+            frame,
+            transform,
+            batch_size=4,
+            shuffle=True,
+            seed=3,
+            epoch=initial_epoch,
+            workers=workers,
+        )
         dataset.seen = []
-        model = keras.Sequential([keras.layers.GlobalAveragePooling2D(),
-                                  keras.layers.Dense(3, activation="softmax")])
+        model = keras.Sequential(
+            [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
+        )
         model.compile("sgd", "sparse_categorical_crossentropy")
-        model.fit(dataset, epochs=4, initial_epoch=initial_epoch, verbose=0,
-                  callbacks=[FollowEpochs(dataset)])
+        model.fit(
+            dataset,
+            epochs=4,
+            initial_epoch=initial_epoch,
+            verbose=0,
+            callbacks=[FollowEpochs(dataset)],
+        )
         counts = Counter(dataset.seen)
         assert set(counts) == {(e, i) for e in range(initial_epoch, 4) for i in range(3)}
         assert all(counts[e, i] == 1 for e in range(initial_epoch + 1, 4) for i in range(3))
@@ -196,6 +209,7 @@ def test_keras_fit_accepts_the_dataset(frame):
         [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3, activation="softmax")]
     )
     model.compile("sgd", "sparse_categorical_crossentropy")
-    history = model.fit(dataset, epochs=2, shuffle=False, verbose=0,
-                        callbacks=[FollowEpochs(dataset)])
+    history = model.fit(
+        dataset, epochs=2, shuffle=False, verbose=0, callbacks=[FollowEpochs(dataset)]
+    )
     assert len(history.history["loss"]) == 2 and dataset.epoch == 1

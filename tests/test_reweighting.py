@@ -18,8 +18,10 @@ def test_worked_example_by_hand():
     np.testing.assert_allclose(updated, [1.425 / 3.05, 3.0 / 3.05, 4.725 / 3.05], rtol=1e-12)
     # The paper's rate on uniform weights: at most a 1 % change per epoch.
     np.testing.assert_allclose(
-        valf.update_class_weights([1.0, 1.0, 1.0], [0.9, 0.6, 0.9]), [0.999, 1.002, 0.999],
-        rtol=1e-12)
+        valf.update_class_weights([1.0, 1.0, 1.0], [0.9, 0.6, 0.9]),
+        [0.999, 1.002, 0.999],
+        rtol=1e-12,
+    )
 
 
 def test_update_matches_equations_and_keeps_mean_one():
@@ -39,8 +41,11 @@ def test_percentage_reading_is_rate_one_on_fractions():
     weights, accuracy = np.array([0.9, 1.2, 0.9]), np.array([0.95, 0.55, 0.80])
     percent = accuracy * 100
     by_percent = weights * (1 + (percent.mean() - percent) / 100)
-    np.testing.assert_allclose(valf.update_class_weights(weights, accuracy, rate=1.0),
-                               by_percent / by_percent.mean(), rtol=1e-12)
+    np.testing.assert_allclose(
+        valf.update_class_weights(weights, accuracy, rate=1.0),
+        by_percent / by_percent.mean(),
+        rtol=1e-12,
+    )
 
 
 def test_equal_accuracies_leave_weights_unchanged():
@@ -48,16 +53,19 @@ def test_equal_accuracies_leave_weights_unchanged():
     np.testing.assert_allclose(valf.update_class_weights(weights, [0.7, 0.7, 0.7]), weights)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5, 0.5], rate=0.0), "`rate`"),
-    (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5, 0.5], rate=-0.01), "`rate`"),
-    (lambda: valf.update_class_weights([1, 1, 1], [90.0, 50.0, 70.0]), "not percentages"),
-    (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5]), "one value per class"),
-    (lambda: valf.update_class_weights([1, 0, 1], [0.5, 0.5, 0.5]), "`weights`"),
-    (lambda: valf.update_class_weights([1, 1, 1], [1.0, 1.0, 0.0], rate=3.0), "too large"),
-    (lambda: valf.dynamic_class_weights([0.5, 1.5]), "fractions"),
-    (lambda: valf.dynamic_class_weights([0.5, 0.5], smoothing=0.0), "`smoothing`"),
-])
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5, 0.5], rate=0.0), "`rate`"),
+        (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5, 0.5], rate=-0.01), "`rate`"),
+        (lambda: valf.update_class_weights([1, 1, 1], [90.0, 50.0, 70.0]), "not percentages"),
+        (lambda: valf.update_class_weights([1, 1, 1], [0.5, 0.5]), "one value per class"),
+        (lambda: valf.update_class_weights([1, 0, 1], [0.5, 0.5, 0.5]), "`weights`"),
+        (lambda: valf.update_class_weights([1, 1, 1], [1.0, 1.0, 0.0], rate=3.0), "too large"),
+        (lambda: valf.dynamic_class_weights([0.5, 1.5]), "fractions"),
+        (lambda: valf.dynamic_class_weights([0.5, 0.5], smoothing=0.0), "`smoothing`"),
+    ],
+)
 def test_bad_update_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -88,8 +96,11 @@ def test_per_class_accuracy_rejects_mismatches():
 
 
 def test_dynamic_rule():
-    np.testing.assert_allclose(valf.dynamic_class_weights([0.9, 0.6, 0.9], smoothing=0.1),
-                               np.array([0.2, 0.5, 0.2]) / 0.3, rtol=1e-12)
+    np.testing.assert_allclose(
+        valf.dynamic_class_weights([0.9, 0.6, 0.9], smoothing=0.1),
+        np.array([0.2, 0.5, 0.2]) / 0.3,
+        rtol=1e-12,
+    )
     np.testing.assert_allclose(valf.dynamic_class_weights([1.0, 1.0, 1.0]), np.ones(3))
 
 
@@ -134,8 +145,9 @@ def test_warmup_leaves_weights_fixed_then_the_hard_class_gains():
     x, y = imbalanced_blobs(0)
     x_val, y_val = imbalanced_blobs(1, counts=(40, 20, 40))
     loss = valf.ValidationAdaptiveFocalLoss(C)
-    callback = valf.ValidationAdaptiveWeights(loss, (x_val, y_val), warmup_epochs=4, rate=1.0,
-                                              class_names=["A", "B", "H"])
+    callback = valf.ValidationAdaptiveWeights(
+        loss, (x_val, y_val), warmup_epochs=4, rate=1.0, class_names=["A", "B", "H"]
+    )
     model = tiny_model(0)
     model.compile(optimizer=keras.optimizers.Adam(0.02), loss=loss)
     history = model.fit(x, y, epochs=12, batch_size=32, verbose=0, callbacks=[callback])
@@ -166,8 +178,7 @@ def test_next_epoch_loss_uses_the_updated_weights(tmp_path, jit_compile):
     model = tiny_model(1)
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss, jit_compile=jit_compile)
     logger = keras.callbacks.CSVLogger(str(tmp_path / "history.csv"))
-    history = model.fit(x, y, epochs=6, batch_size=len(y), verbose=0,
-                        callbacks=[callback, logger])
+    history = model.fit(x, y, epochs=6, batch_size=len(y), verbose=0, callbacks=[callback, logger])
     probs = model.predict(x, verbose=0).astype(np.float64)
     accuracy = valf.per_class_accuracy(y, probs, C)
 
@@ -184,21 +195,25 @@ def test_next_epoch_loss_uses_the_updated_weights(tmp_path, jit_compile):
     with open(tmp_path / "history.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6
-    np.testing.assert_allclose([float(r["weight_2"]) for r in rows],
-                               [r["weight_2"] for r in callback.history], rtol=1e-6)
+    np.testing.assert_allclose(
+        [float(r["weight_2"]) for r in rows], [r["weight_2"] for r in callback.history], rtol=1e-6
+    )
     np.testing.assert_allclose(float(rows[-1]["weight_0"]), weights[0], rtol=1e-6)
 
 
 def test_dynamic_weights_callback_recomputes_from_training_accuracy():
     x, y = imbalanced_blobs(3, counts=(30, 15, 30))
     loss = valf.DynamicWeightedFocalLoss(C)
-    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(y), 16)]  # an iterable of batches
+    batches = [
+        (x[i : i + 16], y[i : i + 16]) for i in range(0, len(y), 16)
+    ]  # an iterable of batches
     callback = valf.DynamicWeights(loss, batches, smoothing=0.1)
     model = tiny_model(2)
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
     history = model.fit(x, y, epochs=2, batch_size=len(y), verbose=0, callbacks=[callback])
     accuracy = valf.per_class_accuracy(y, model.predict(x, verbose=0), C)
-    np.testing.assert_allclose(loss.get_class_weights(),
-                               valf.dynamic_class_weights(accuracy, 0.1), rtol=1e-6)
+    np.testing.assert_allclose(
+        loss.get_class_weights(), valf.dynamic_class_weights(accuracy, 0.1), rtol=1e-6
+    )
     assert [row["updated"] for row in callback.history] == [True, True]
     assert "train_acc_0" in history.history and "weight_2" in history.history

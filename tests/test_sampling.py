@@ -9,8 +9,9 @@ from valf.data import sampling
 LABELS = np.repeat([0, 1, 2], [109, 52, 102])  # LungHist700 20x training counts
 
 
-@pytest.mark.parametrize("sampler, target", [(sampling.undersample, 52),
-                                             (sampling.oversample, 109)])
+@pytest.mark.parametrize(
+    ("sampler", "target"), [(sampling.undersample, 52), (sampling.oversample, 109)]
+)
 def test_balancing_samplers(sampler, target):
     indices = sampler(LABELS, seed=0)
     assert np.bincount(LABELS[indices]).tolist() == [target] * 3

@@ -22,9 +22,21 @@ def test_losses_and_reweighting_pass_on_torch_backend():
     pytest.importorskip("torch", reason="the second backend needs torch (the `test` extra)")
     env = dict(os.environ, KERAS_BACKEND="torch")
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         "tests/test_losses.py", "tests/test_reweighting.py"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_losses.py",
+            "tests/test_reweighting.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     tail = "\n".join(result.stdout.splitlines()[-40:])
     assert result.returncode == 0, f"torch backend run failed:\n{tail}\n{result.stderr[-2000:]}"

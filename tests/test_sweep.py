@@ -33,11 +33,21 @@ pytestmark = pytest.mark.slow
 def write_study(folder, name, experiments, data_dir, **defaults):
     spec = {
         "name": name,
-        "data": {"dataset": "synthetic", "root": str(data_dir / "synthetic"),
-                 "synthetic": {"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0}},
-        "defaults": {"image_scale": 0.04, "fast_augmentation": True, "learning_rate": 1e-3,
-                     "epochs": 2, "warmup_epochs": 1, "deterministic": True,
-                     "cache_dir": str(data_dir / "cache"), **defaults},
+        "data": {
+            "dataset": "synthetic",
+            "root": str(data_dir / "synthetic"),
+            "synthetic": {"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0},
+        },
+        "defaults": {
+            "image_scale": 0.04,
+            "fast_augmentation": True,
+            "learning_rate": 1e-3,
+            "epochs": 2,
+            "warmup_epochs": 1,
+            "deterministic": True,
+            "cache_dir": str(data_dir / "cache"),
+            **defaults,
+        },
         "experiments": experiments,
     }
     path = folder / f"{name}.yaml"
@@ -56,18 +66,28 @@ def finished(data_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
     blocker = folder / "not-a-folder"
     blocker.write_text("")
-    study = write_study(folder, "tiny", {
-        "main": {"grid": {"loss": ["CCE", "VALF"]}},
-        "broken": {"fixed": {"loss": "FL", "cache_dir": str(blocker)}},
-    }, data_dir)
-    summary = sweep(study, folder / "runs", workers=2, kernel=KERNEL, notebook=NOTEBOOK,
-                    progress=False)
+    study = write_study(
+        folder,
+        "tiny",
+        {
+            "main": {"grid": {"loss": ["CCE", "VALF"]}},
+            "broken": {"fixed": {"loss": "FL", "cache_dir": str(blocker)}},
+        },
+        data_dir,
+    )
+    summary = sweep(
+        study, folder / "runs", workers=2, kernel=KERNEL, notebook=NOTEBOOK, progress=False
+    )
     return study, folder / "runs", summary, blocker
 
 
 def test_dry_run_lists_the_runs_and_runs_nothing(data_dir, tmp_path, capsys):
-    study = write_study(tmp_path, "plan", {"main": {"grid": {"loss": ["CCE", "FL", "VALF"],
-                                                             "seed": [0, 1]}}}, data_dir)
+    study = write_study(
+        tmp_path,
+        "plan",
+        {"main": {"grid": {"loss": ["CCE", "FL", "VALF"], "seed": [0, 1]}}},
+        data_dir,
+    )
     summary = sweep(study, tmp_path / "runs", dry_run=True, kernel=KERNEL)
     printed = capsys.readouterr().out
     assert summary.planned == 6 and printed.count("pending") == 7  # six rows and the count
@@ -75,7 +95,7 @@ def test_dry_run_lists_the_runs_and_runs_nothing(data_dir, tmp_path, capsys):
 
 
 def test_a_failing_run_is_recorded_and_the_others_complete(finished):
-    study, runs_root, summary, blocker = finished
+    _, runs_root, summary, blocker = finished
     assert summary.exit_code == 1
     assert len(summary.ok) == 2 and len(summary.failed) == 1
     runs = sorted(runs_root.glob("*-seed0-*"))
@@ -84,18 +104,23 @@ def test_a_failing_run_is_recorded_and_the_others_complete(finished):
     assert {r.name.split("-")[0] for r in good} == {"CCE", "VALF"}
     for run in good:
         executed = nbformat.read(run / "train.ipynb", as_version=4)
-        injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert len(injected) == 1 and f"loss = \"{run.name.split('-')[0]}\"" in injected[0].source
-        assert not any(o.get("output_type") == "error" for c in executed.cells
-                       for o in c.get("outputs", []))
-        assert any("image/png" in o.get("data", {}) for c in executed.cells
-                   for o in c.get("outputs", []))  # the figures are in the notebook
+        injected = [
+            c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])
+        ]
+        assert len(injected) == 1 and f'loss = "{run.name.split("-")[0]}"' in injected[0].source
+        assert not any(
+            o.get("output_type") == "error" for c in executed.cells for o in c.get("outputs", [])
+        )
+        assert any(
+            "image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", [])
+        )  # the figures are in the notebook
     (broken,) = [r for r in runs if not (r / "DONE").exists()]
     status = rundir.read_status(broken)
     assert status["status"] == "failed"
     assert str(blocker) in status["error"] and "Traceback" in status["traceback"]
     assert summary.failed[0]["run_id"].startswith("FL-") and summary.failed[0]["notebook"].endswith(
-        "train.ipynb")
+        "train.ipynb"
+    )
     log = (broken / "run.log").read_text()
     assert log.startswith(f"=== run {broken.name} started") and "failed" in log
     manifest = json.loads((runs_root / "_studies" / "tiny" / "manifest.json").read_text())
@@ -103,11 +128,18 @@ def test_a_failing_run_is_recorded_and_the_others_complete(finished):
 
 
 def test_a_second_sweep_redoes_nothing_complete(finished):
-    study, runs_root, _, blocker = finished
+    study, runs_root, _, _ = finished
     done = {p: p.read_text() for p in runs_root.glob("*/DONE")}
     mtimes = {p: p.stat().st_mtime_ns for p in runs_root.glob("*/metrics.json")}
-    summary = sweep(study, runs_root, workers=1, kernel=KERNEL, notebook=NOTEBOOK,
-                    experiments=["main"], progress=False)
+    summary = sweep(
+        study,
+        runs_root,
+        workers=1,
+        kernel=KERNEL,
+        notebook=NOTEBOOK,
+        experiments=["main"],
+        progress=False,
+    )
     assert summary.exit_code == 0 and summary.skipped == 2 and not summary.ok
     assert {p: p.read_text() for p in done} == done
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
@@ -130,8 +162,10 @@ def test_results_tables(finished, tmp_path):
     weights = tables["class_weights"]
     assert set(weights["run_id"]) == {r for r in runs.index if r.startswith("VALF")}
     predictions = tables["predictions"]
-    assert (predictions.groupby("run_id").size() == runs["n_val"].dropna().astype(int)
-            + runs["n_test"].dropna().astype(int)).all()
+    assert (
+        predictions.groupby("run_id").size()
+        == runs["n_val"].dropna().astype(int) + runs["n_test"].dropna().astype(int)
+    ).all()
 
 
 def _kernels_of(run_ids):
@@ -146,14 +180,34 @@ def _kernels_of(run_ids):
 
 
 def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_path):
-    study = write_study(tmp_path, "killed", {"main": {"grid": {"loss": ["CCE", "VALF"]}}},
-                        data_dir, epochs=8, early_stopping_patience=20)
+    study = write_study(
+        tmp_path,
+        "killed",
+        {"main": {"grid": {"loss": ["CCE", "VALF"]}}},
+        data_dir,
+        epochs=8,
+        early_stopping_patience=20,
+    )
     runs_root = tmp_path / "runs"
-    command = [sys.executable, "-m", "valf.cli", "sweep", str(study), "--runs-root", str(runs_root),
-               "--workers", "1", "--kernel", KERNEL, "--notebook", str(NOTEBOOK)]
+    command = [
+        sys.executable,
+        "-m",
+        "valf.cli",
+        "sweep",
+        str(study),
+        "--runs-root",
+        str(runs_root),
+        "--workers",
+        "1",
+        "--kernel",
+        KERNEL,
+        "--notebook",
+        str(NOTEBOOK),
+    ]
     log = open(tmp_path / "sweep.log", "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True, cwd=tmp_path)
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=tmp_path
+    )
     study_dir = runs_root
     first_done = second_started = None
     deadline = time.monotonic() + 400
@@ -183,11 +237,12 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_pat
     first_record = (first_done / "DONE").read_text(), (first_done / "metrics.json").read_text()
     assert not (second_started / "DONE").exists()
 
-    summary = sweep(study, runs_root, workers=1, kernel=KERNEL, notebook=NOTEBOOK,
-                    progress=False)
+    summary = sweep(study, runs_root, workers=1, kernel=KERNEL, notebook=NOTEBOOK, progress=False)
     assert summary.exit_code == 0 and summary.skipped == 1 and len(summary.ok) == 1
-    assert ((first_done / "DONE").read_text(),
-            (first_done / "metrics.json").read_text()) == first_record
+    assert (
+        (first_done / "DONE").read_text(),
+        (first_done / "metrics.json").read_text(),
+    ) == first_record
     resumed = json.loads((second_started / "metrics.json").read_text())
     assert resumed["resumed_from_epoch"] >= 2
     history = pd.read_csv(second_started / "history.csv")
@@ -195,38 +250,81 @@ def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_pat
 
 
 def _start(command, log, **kwargs):
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True, **kwargs)
+    return subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **kwargs
+    )
 
 
-def test_runs_on_an_existing_cluster_survive_a_killed_worker_with_their_own_logs(data_dir,
-                                                                                 tmp_path):
+def test_runs_on_an_existing_cluster_survive_a_killed_worker_with_their_own_logs(
+    data_dir, tmp_path
+):
     """Two multi-threaded workers run six runs side by side; one worker is killed midway.
     Every run completes exactly once, none complete is redone, and each run's log holds its
     own output only (each run executes in a process of its own, given its environment)."""
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = tmp_path / "scheduler.json"
     log = open(tmp_path / "cluster.log", "wb")
-    processes = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                         "--no-dashboard", "--scheduler-file", str(scheduler_file)], log)]
+    processes = [
+        _start(
+            [
+                dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ],
+            log,
+        )
+    ]
     try:
         deadline = time.monotonic() + 60
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
-        workers = [_start([dask, "worker", address, "--nthreads", "2", "--no-nanny",
-                           "--name", name, "--no-dashboard", "--host", "127.0.0.1"], log)
-                   for name in ("w0", "w1")]
+        workers = [
+            _start(
+                [
+                    dask,
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "2",
+                    "--no-nanny",
+                    "--name",
+                    name,
+                    "--no-dashboard",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                log,
+            )
+            for name in ("w0", "w1")
+        ]
         processes += workers
-        study = write_study(tmp_path, "cluster", {"main": {"grid": {
-            "loss": ["CCE", "FL", "VALF"], "seed": [0, 1]}}}, data_dir, epochs=6,
-            early_stopping_patience=20)
+        study = write_study(
+            tmp_path,
+            "cluster",
+            {"main": {"grid": {"loss": ["CCE", "FL", "VALF"], "seed": [0, 1]}}},
+            data_dir,
+            epochs=6,
+            early_stopping_patience=20,
+        )
         runs_root = tmp_path / "runs"
         summary = {}
 
         def run_sweep():
-            summary["result"] = sweep(study, runs_root, scheduler=address, kernel=KERNEL,
-                                      notebook=NOTEBOOK, progress=False)
+            summary["result"] = sweep(
+                study,
+                runs_root,
+                scheduler=address,
+                kernel=KERNEL,
+                notebook=NOTEBOOK,
+                progress=False,
+            )
 
         import threading
 
@@ -239,11 +337,15 @@ def test_runs_on_an_existing_cluster_survive_a_killed_worker_with_their_own_logs
         while killed is None and time.monotonic() < deadline and sweeper.is_alive():
             for history in runs_root.glob("*/backup/history_log.csv"):
                 run_dir = history.parents[1]
-                log_text = (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() \
-                    else ""
+                log_text = (
+                    (run_dir / "run.log").read_text() if (run_dir / "run.log").exists() else ""
+                )
                 epochs = history.read_text().count("\n") - 1  # rows after the header
-                if epochs >= 2 and not (run_dir / "DONE").exists() \
-                        and f"pid {workers[1].pid}," in log_text:
+                if (
+                    epochs >= 2
+                    and not (run_dir / "DONE").exists()
+                    and f"pid {workers[1].pid}," in log_text
+                ):
                     os.kill(workers[1].pid, signal.SIGKILL)
                     killed = run_dir
                     break

@@ -20,15 +20,18 @@ def _packaged():
 
 
 def _release_path(root, row):
-    folder = row.superclass if not isinstance(row.subclass, str) else f"{row.superclass}_{row.subclass}"
+    folder = (
+        row.superclass if not isinstance(row.subclass, str) else f"{row.superclass}_{row.subclass}"
+    )
     return root / "images" / folder / f"{folder}_{row.resolution}_{row.image_id}.jpg"
 
 
 @pytest.fixture(scope="module")
 def small_release(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
-    return synthetic.make_synthetic_release(root, seed=3, scale=0.1, image_size=SMALL,
-                                            progress=False)
+    return synthetic.make_synthetic_release(
+        root, seed=3, scale=0.1, image_size=SMALL, progress=False
+    )
 
 
 def test_layout_matches_the_release(small_release):
@@ -48,7 +51,14 @@ def test_layout_matches_the_release(small_release):
     files = {p.relative_to(root) for p in (root / "images").rglob("*.jpg")}
     assert files == {_release_path(root, row).relative_to(root) for row in frame.itertuples()}
     assert sorted(p.name for p in (root / "images").iterdir()) == [
-        "aca_bd", "aca_md", "aca_pd", "nor", "scc_bd", "scc_md", "scc_pd"]
+        "aca_bd",
+        "aca_md",
+        "aca_pd",
+        "nor",
+        "scc_bd",
+        "scc_md",
+        "scc_pd",
+    ]
     # Same text format as the packaged file: nor rows have an empty subclass field.
     lines = (root / "data.csv").read_text().splitlines()
     assert lines[0] == "superclass,subclass,resolution,image_id,patient_id"
@@ -60,7 +70,7 @@ def test_images_have_the_size_and_an_he_colour(small_release):
     means = []
     for row in frame.iloc[::7].itertuples():
         bgr = cv2.imread(str(_release_path(small_release, row)), cv2.IMREAD_UNCHANGED)
-        assert bgr.shape == SMALL + (3,)
+        assert bgr.shape == (*SMALL, 3)
         means.append(bgr.reshape(-1, 3).mean(axis=0))
     blue, green, red = np.mean(means, axis=0)
     assert red > green + 20 and blue > green + 10  # eosin and hematoxylin both absorb green
@@ -76,25 +86,29 @@ def test_synthetic_marker(small_release):
 
 def test_full_scale_mirrors_every_row(tmp_path):
     root = synthetic.make_synthetic_release(tmp_path, image_size=(8, 8), progress=False)
-    packaged_text = importlib.resources.files("valf.data").joinpath(
-        "resources/data.csv").read_text()
+    packaged_text = (
+        importlib.resources.files("valf.data").joinpath("resources/data.csv").read_text()
+    )
     assert (root / "data.csv").read_text() == packaged_text
     assert len(list((root / "images").rglob("*.jpg"))) == 691
 
 
 def test_same_seed_same_bytes_other_seed_other_pixels(tmp_path, small_release):
     # Fewer workers and a different subset (scale) must not change a single byte.
-    again = synthetic.make_synthetic_release(tmp_path / "again", seed=3, scale=0.05,
-                                             image_size=SMALL, progress=False, workers=1)
+    again = synthetic.make_synthetic_release(
+        tmp_path / "again", seed=3, scale=0.05, image_size=SMALL, progress=False, workers=1
+    )
     rows = list(pd.read_csv(again / "data.csv").iloc[::5].itertuples())
     shared = [row for row in rows if _release_path(small_release, row).exists()]
     assert len(shared) > 5
     for row in shared:
-        assert _release_path(again, row).read_bytes() == _release_path(small_release, row).read_bytes()
+        assert (
+            _release_path(again, row).read_bytes() == _release_path(small_release, row).read_bytes()
+        )
     for row in rows[:5]:
         subclass = row.subclass if isinstance(row.subclass, str) else None
         args = (row.superclass, subclass, row.resolution)
-        kwargs = dict(patient_id=row.patient_id, image_id=row.image_id, image_size=SMALL)
+        kwargs = {"patient_id": row.patient_id, "image_id": row.image_id, "image_size": SMALL}
         seed3 = synthetic.render_tile(*args, seed=3, **kwargs)
         assert np.array_equal(seed3, synthetic.render_tile(*args, seed=3, **kwargs))
         assert not np.array_equal(seed3, synthetic.render_tile(*args, seed=4, **kwargs))
@@ -102,8 +116,9 @@ def test_same_seed_same_bytes_other_seed_other_pixels(tmp_path, small_release):
 
 def test_class_counts_are_honoured(tmp_path):
     counts = {"aca": 5, "nor": 20, "scc": 140}
-    root = synthetic.make_synthetic_release(tmp_path, image_size=(16, 16), class_counts=counts,
-                                            progress=False)
+    root = synthetic.make_synthetic_release(
+        tmp_path, image_size=(16, 16), class_counts=counts, progress=False
+    )
     frame = pd.read_csv(root / "data.csv")
     sizes = frame.groupby(["superclass", "resolution"]).size()
     for name, count in counts.items():
@@ -113,12 +128,12 @@ def test_class_counts_are_honoured(tmp_path):
     # New scc rows belong to patients that have scc in the release.
     packaged = _packaged()
     assert set(frame.patient_id[frame.superclass == "scc"]) <= set(
-        packaged.patient_id[packaged.superclass == "scc"])
+        packaged.patient_id[packaged.superclass == "scc"]
+    )
 
 
 def test_generated_release_replaces_only_its_own(tmp_path):
-    root = synthetic.make_synthetic_release(tmp_path, scale=0.05, image_size=(8, 8),
-                                            progress=False)
+    root = synthetic.make_synthetic_release(tmp_path, scale=0.05, image_size=(8, 8), progress=False)
     synthetic.make_synthetic_release(root, scale=0.05, seed=1, image_size=(8, 8), progress=False)
     frame = pd.read_csv(root / "data.csv")
     assert len(list((root / "images").rglob("*.jpg"))) == len(frame)
@@ -130,7 +145,7 @@ def test_generated_release_replaces_only_its_own(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, name",
+    ("kwargs", "name"),
     [
         ({"scale": 0}, "scale"),
         ({"scale": 1.5}, "scale"),
@@ -160,8 +175,15 @@ def test_tiles_differ_by_class_and_magnification():
 
     def render(*args):
         superclass, subclass, resolution, image_id = args
-        return synthetic.render_tile(superclass, subclass, resolution, patient_id=1,
-                                     image_id=image_id, image_size=(120, 160), difficulty=0)
+        return synthetic.render_tile(
+            superclass,
+            subclass,
+            resolution,
+            patient_id=1,
+            image_id=image_id,
+            image_size=(120, 160),
+            difficulty=0,
+        )
 
     nor = np.mean([tile("nor", None, "20x", i).mean() for i in range(3)])
     aca = np.mean([tile("aca", "md", "20x", i).mean() for i in range(3)])

@@ -16,19 +16,27 @@ import yaml
 from sklearn import metrics as skm
 
 from valf import losses
-from valf.run import rundir
 from valf.data.errors import DataError
-from valf.run.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
 from valf.data.lunghist700 import CLASS_NAMES
+from valf.run import rundir
 from valf.run.objective import build_loss
+from valf.run.parameters import ParameterError, parameter_hash, resolve_parameters, run_id
 from valf.run.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 # About 100 generated 48x64 images per magnification, 3 epochs: ~10 s of training on 2 cores.
-TINY = dict(loss="VALF", epochs=3, warmup_epochs=2, image_scale=0.04, fast_augmentation=True,
-            learning_rate=1e-3, deterministic=True, early_stopping_patience=10,
-            synthetic={"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0})
+TINY = {
+    "loss": "VALF",
+    "epochs": 3,
+    "warmup_epochs": 2,
+    "image_scale": 0.04,
+    "fast_augmentation": True,
+    "learning_rate": 1e-3,
+    "deterministic": True,
+    "early_stopping_patience": 10,
+    "synthetic": {"scale": 0.3, "image_size": [48, 64], "difficulty": 1.0},
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +45,13 @@ def data_dir(tmp_path_factory):
 
 
 def tiny(data_dir, runs_root, **overrides):
-    return {**TINY, "runs_root": str(runs_root), "data_root": str(data_dir / "synthetic"),
-            "cache_dir": str(data_dir / "cache"), **overrides}
+    return {
+        **TINY,
+        "runs_root": str(runs_root),
+        "data_root": str(data_dir / "synthetic"),
+        "cache_dir": str(data_dir / "cache"),
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +62,18 @@ def complete_run(data_dir, tmp_path_factory):
 
 def test_a_complete_run_directory(complete_run):
     names = {p.name for p in complete_run.iterdir()}
-    assert {"DONE", "params.yaml", "environment.json", "status.json", "history.csv",
-            "class_weights.csv", "metrics.json", "predictions.csv", "confusion.csv",
-            "best.weights.h5"} <= names
+    assert {
+        "DONE",
+        "params.yaml",
+        "environment.json",
+        "status.json",
+        "history.csv",
+        "class_weights.csv",
+        "metrics.json",
+        "predictions.csv",
+        "confusion.csv",
+        "best.weights.h5",
+    } <= names
     assert "backup" not in names  # the resumable state goes once the run is complete
     status = json.loads((complete_run / "status.json").read_text())
     assert status["status"] == "ok" and status["run_id"] == complete_run.name
@@ -74,14 +96,17 @@ def test_metrics_agree_with_scikit_learn_on_the_saved_predictions(complete_run):
         assert (part["predicted"] == p.argmax(1)).all()
         assert result[f"{prefix}accuracy"] == pytest.approx(skm.accuracy_score(y, p.argmax(1)))
         assert result[f"{prefix}f1"] == pytest.approx(
-            skm.f1_score(y, p.argmax(1), average="macro", zero_division=0))
+            skm.f1_score(y, p.argmax(1), average="macro", zero_division=0)
+        )
         assert result[f"{prefix}balanced_accuracy"] == pytest.approx(
-            skm.balanced_accuracy_score(y, p.argmax(1)))
+            skm.balanced_accuracy_score(y, p.argmax(1))
+        )
     assert result["n_test"] == (predictions["split"] == "test").sum()
     test = predictions[predictions["split"] == "test"]
     confusion = pd.read_csv(complete_run / "confusion.csv", index_col=0)
-    expected = skm.confusion_matrix(test["label"], test["predicted"], labels=[0, 1, 2],
-                                    normalize="true")
+    expected = skm.confusion_matrix(
+        test["label"], test["predicted"], labels=[0, 1, 2], normalize="true"
+    )
     np.testing.assert_allclose(confusion.to_numpy(), expected, atol=1e-12)
     assert result["f1_ci_low"] <= result["f1"] <= result["f1_ci_high"]
 
@@ -105,8 +130,9 @@ def test_history_and_class_weights(complete_run):
         accuracy = weights.loc[epoch, [f"val_acc_{c}" for c in CLASS_NAMES]].to_numpy(float)
         previous = weights.loc[epoch - 1, columns].to_numpy(float)
         expected = previous * (1 + (accuracy.mean() - accuracy) * 0.01)
-        np.testing.assert_allclose(weights.loc[epoch, columns].to_numpy(float),
-                                   expected / expected.mean(), rtol=1e-6)
+        np.testing.assert_allclose(
+            weights.loc[epoch, columns].to_numpy(float), expected / expected.mean(), rtol=1e-6
+        )
 
 
 def test_a_complete_run_is_not_trained_again(complete_run, data_dir):
@@ -132,14 +158,19 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
-def test_a_killed_run_resumes_to_the_uninterrupted_result(complete_run, data_dir, tmp_path,
-                                                          monkeypatch):
+def test_a_killed_run_resumes_to_the_uninterrupted_result(
+    complete_run, data_dir, tmp_path, monkeypatch
+):
     params = tiny(data_dir, tmp_path / "runs")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
-    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(params_file), "2"],
-                            capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(params_file), "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     run_dir = tmp_path / "runs" / complete_run.name
     assert rundir.read_status(run_dir)["status"] == "running"
@@ -183,27 +214,43 @@ def test_a_run_directory_of_other_parameters_is_refused(complete_run, tmp_path):
 
 def test_data_errors_say_what_to_do(data_dir, tmp_path):
     with pytest.raises(DataError, match="LungHist700"):
-        train(dataset="lunghist700", data_root=str(tmp_path / "nowhere"),
-              runs_root=str(tmp_path / "runs"), progress=False)
+        train(
+            dataset="lunghist700",
+            data_root=str(tmp_path / "nowhere"),
+            runs_root=str(tmp_path / "runs"),
+            progress=False,
+        )
     # a generated set is never taken for the real release, nor made with other settings
     with pytest.raises(DataError, match="holds a generated data set"):
-        train(dataset="lunghist700", data_root=str(data_dir / "synthetic"),
-              runs_root=str(tmp_path / "runs"), progress=False)
+        train(
+            dataset="lunghist700",
+            data_root=str(data_dir / "synthetic"),
+            runs_root=str(tmp_path / "runs"),
+            progress=False,
+        )
     with pytest.raises(DataError, match=r"other settings \(seed: has 0, asked 1\)"):
-        train(tiny(data_dir, tmp_path / "runs",
-                   synthetic={**TINY["synthetic"], "seed": 1}), progress=False)
-    assert rundir.read_status(next((tmp_path / "runs").iterdir()))["status"] \
-        == "failed"
+        train(
+            tiny(data_dir, tmp_path / "runs", synthetic={**TINY["synthetic"], "seed": 1}),
+            progress=False,
+        )
+    assert rundir.read_status(next((tmp_path / "runs").iterdir()))["status"] == "failed"
 
 
 COUNTS = [60, 30, 10]
 
 
-@pytest.mark.parametrize("name, cls", [
-    ("WCCE", losses.WeightedCategoricalCrossentropy), ("FL", losses.FocalLoss),
-    ("CB", losses.ClassBalancedLoss), ("CEFL", losses.CEFL), ("CEFL2", losses.CEFL2),
-    ("DWFL", losses.DynamicWeightedFocalLoss), ("VALF", losses.ValidationAdaptiveFocalLoss),
-])
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("WCCE", losses.WeightedCategoricalCrossentropy),
+        ("FL", losses.FocalLoss),
+        ("CB", losses.ClassBalancedLoss),
+        ("CEFL", losses.CEFL),
+        ("CEFL2", losses.CEFL2),
+        ("DWFL", losses.DynamicWeightedFocalLoss),
+        ("VALF", losses.ValidationAdaptiveFocalLoss),
+    ],
+)
 def test_build_loss_makes_the_named_loss(name, cls):
     loss = build_loss(resolve_parameters(loss=name, gamma=1.5), COUNTS)
     assert type(loss) is cls
@@ -214,8 +261,10 @@ def test_build_loss_makes_the_named_loss(name, cls):
 def test_build_loss_weights_come_from_the_training_counts():
     import keras
 
-    assert isinstance(build_loss(resolve_parameters(loss="CCE"), COUNTS),
-                      keras.losses.SparseCategoricalCrossentropy)
+    assert isinstance(
+        build_loss(resolve_parameters(loss="CCE"), COUNTS),
+        keras.losses.SparseCategoricalCrossentropy,
+    )
     balanced = 100 / (3 * np.array(COUNTS))  # n / (K n_c), scikit-learn's "balanced"
     wcce = build_loss(resolve_parameters(loss="WCCE"), COUNTS)
     np.testing.assert_allclose(wcce.class_weights, balanced)

@@ -24,17 +24,30 @@ import sys
 __version__ = "0.1.0"
 
 _LOSSES = (
-    "CEFL", "CEFL2", "ClassBalancedLoss", "DynamicWeightedFocalLoss", "FocalLoss",
-    "ValidationAdaptiveFocalLoss", "WeightedCategoricalCrossentropy", "balanced_class_weights",
-    "cefl", "cefl2", "class_balanced_loss", "class_balanced_weights", "focal_loss",
-    "validation_adaptive_focal_loss", "weighted_categorical_crossentropy",
+    "CEFL",
+    "CEFL2",
+    "ClassBalancedLoss",
+    "DynamicWeightedFocalLoss",
+    "FocalLoss",
+    "ValidationAdaptiveFocalLoss",
+    "WeightedCategoricalCrossentropy",
+    "balanced_class_weights",
+    "cefl",
+    "cefl2",
+    "class_balanced_loss",
+    "class_balanced_weights",
+    "focal_loss",
+    "validation_adaptive_focal_loss",
+    "weighted_categorical_crossentropy",
 )
 _REWEIGHTING = (
-    "DynamicWeights", "ValidationAdaptiveWeights", "dynamic_class_weights",
-    "per_class_accuracy", "update_class_weights",
+    "DynamicWeights",
+    "ValidationAdaptiveWeights",
+    "dynamic_class_weights",
+    "per_class_accuracy",
+    "update_class_weights",
 )
-_HOME = {**dict.fromkeys(_LOSSES, "valf.losses"),
-         **dict.fromkeys(_REWEIGHTING, "valf.reweighting")}
+_HOME = {**dict.fromkeys(_LOSSES, "valf.losses"), **dict.fromkeys(_REWEIGHTING, "valf.reweighting")}
 
 __all__ = sorted(_HOME)
 

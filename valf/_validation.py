@@ -79,9 +79,7 @@ def check_class_weights(weights, num_classes=None, name="class_weights"):
                 )
             values[int(key)] = _finite_float(weight, f"{name}[{key}]", "a finite number > 0")
     else:
-        if isinstance(weights, (str, bytes)) or not isinstance(
-            weights, (Sequence, np.ndarray)
-        ):
+        if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
             raise ValueError(
                 f"`{name}` must be a list of one weight per class or a dict "
                 f"{{class_index: weight}}, received {weights!r}."
@@ -89,9 +87,7 @@ def check_class_weights(weights, num_classes=None, name="class_weights"):
         try:
             values = np.asarray(weights, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"`{name}` must hold numbers, received {weights!r}."
-            ) from None
+            raise ValueError(f"`{name}` must hold numbers, received {weights!r}.") from None
         if values.ndim != 1:
             raise ValueError(
                 f"`{name}` must be one-dimensional (one weight per class), "

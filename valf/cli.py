@@ -1,10 +1,11 @@
-"""The ``valf`` command.
+"""The ``valf`` command::
 
     valf data download lunghist700 --dest DIR [--archive FILE] [--url URL]
     valf data make-synthetic --dest DIR [--seed S] [--scale X] [--difficulty D]
                              [--image-size H W]
     valf sweep STUDY [--dry-run] [--workers N | --scheduler ADDRESS] [--runs-per-gpu K]
                      [--experiment NAME ...] [--run RUN_ID ...] [--force] [--timeout S]
+                     [--backend tensorflow|jax|torch]
     valf results STUDY [--runs-root DIR] [--out DIR]
     valf book [--study NAME] [--ablations NAME]
     valf install-kernel [--name valf] [--user]
@@ -51,11 +52,23 @@ def _make_synthetic(args):
 def _sweep(args):
     from valf.study.sweep import sweep
 
-    summary = sweep(args.study, args.runs_root, workers=args.workers, scheduler=args.scheduler,
-                    runs_per_gpu=args.runs_per_gpu, threads=args.threads, timeout=args.timeout,
-                    dry_run=args.dry_run, kernel=args.kernel, notebook=args.notebook,
-                    experiments=args.experiment, run_ids=args.run, force=args.force,
-                    progress=not args.quiet, backend=args.backend)
+    summary = sweep(
+        args.study,
+        args.runs_root,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        runs_per_gpu=args.runs_per_gpu,
+        threads=args.threads,
+        timeout=args.timeout,
+        dry_run=args.dry_run,
+        kernel=args.kernel,
+        notebook=args.notebook,
+        experiments=args.experiment,
+        run_ids=args.run,
+        force=args.force,
+        progress=not args.quiet,
+        backend=args.backend,
+    )
     return summary.exit_code
 
 
@@ -77,9 +90,13 @@ def _install_kernel(args):
     from ipykernel.kernelspec import install
 
     # The kernel carries the environment every run needs: quiet TensorFlow, no update check.
-    path = install(kernel_name=args.name, display_name=f"Python ({args.name})", user=args.user,
-                   prefix=None if args.user else sys.prefix,
-                   env={"TF_CPP_MIN_LOG_LEVEL": "2", "NO_ALBUMENTATIONS_UPDATE": "1"})
+    path = install(
+        kernel_name=args.name,
+        display_name=f"Python ({args.name})",
+        user=args.user,
+        prefix=None if args.user else sys.prefix,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2", "NO_ALBUMENTATIONS_UPDATE": "1"},
+    )
     print(f"Jupyter kernel {args.name!r} installed in {path}")
 
 
@@ -91,11 +108,14 @@ def build_parser():
     _add_sweep_command(commands)
     _add_results_command(commands)
     _add_book_command(commands)
-    kernel = commands.add_parser("install-kernel", help="register this environment's Jupyter "
-                                 "kernel (used by papermill and JupyterLab)")
+    kernel = commands.add_parser(
+        "install-kernel",
+        help="register this environment's Jupyter kernel (used by papermill and JupyterLab)",
+    )
     kernel.add_argument("--name", default="valf")
-    kernel.add_argument("--user", action="store_true", help="in your user folder, not the "
-                        "environment's")
+    kernel.add_argument(
+        "--user", action="store_true", help="in your user folder, not the environment's"
+    )
     kernel.set_defaults(handler=_install_kernel)
     return parser
 
@@ -107,9 +127,11 @@ def _add_data_commands(commands):
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
     download = data_commands.add_parser(
-        "download", help="download and check a public data set",
+        "download",
+        help="download and check a public data set",
         description="Download LungHist700 (figshare article 25459174), resuming a partial "
-                    "download, extract it and check that every image the CSV names is there.")
+        "download, extract it and check that every image the CSV names is there.",
+    )
     download.add_argument("dataset", choices=["lunghist700"])
     download.add_argument("--dest", required=True, help="folder to download and extract into")
     download.add_argument("--archive", help="use this already-downloaded archive instead")
@@ -118,38 +140,65 @@ def _add_data_commands(commands):
     download.set_defaults(handler=_download)
 
     synthetic = data_commands.add_parser(
-        "make-synthetic", help="write the generated stand-in for LungHist700",
-        description="Write generated H&E-like tiles in exactly LungHist700's released layout.")
+        "make-synthetic",
+        help="write the generated stand-in for LungHist700",
+        description="Write generated H&E-like tiles in exactly LungHist700's released layout.",
+    )
     synthetic.add_argument("--dest", required=True, help="folder to write the release into")
     synthetic.add_argument("--seed", type=int, default=SYNTHETIC["seed"])
-    synthetic.add_argument("--scale", type=float, default=SYNTHETIC["scale"],
-                           help="share of the release's images to generate, in (0, 1]")
-    synthetic.add_argument("--difficulty", type=float, default=SYNTHETIC["difficulty"],
-                           help="0: classes clearly distinct; 1 (the default): ACA and SCC "
-                                "overlap most")
-    synthetic.add_argument("--image-size", type=int, nargs=2,
-                           default=tuple(SYNTHETIC["image_size"]), metavar=("HEIGHT", "WIDTH"))
+    synthetic.add_argument(
+        "--scale",
+        type=float,
+        default=SYNTHETIC["scale"],
+        help="share of the release's images to generate, in (0, 1]",
+    )
+    synthetic.add_argument(
+        "--difficulty",
+        type=float,
+        default=SYNTHETIC["difficulty"],
+        help="0: classes clearly distinct; 1 (the default): ACA and SCC overlap most",
+    )
+    synthetic.add_argument(
+        "--image-size",
+        type=int,
+        nargs=2,
+        default=tuple(SYNTHETIC["image_size"]),
+        metavar=("HEIGHT", "WIDTH"),
+    )
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic.set_defaults(handler=_make_synthetic)
 
 
 def _add_sweep_command(commands):
     sweep = commands.add_parser(
-        "sweep", help="run every incomplete run of a study",
+        "sweep",
+        help="run every incomplete run of a study",
         description="Run a study file's runs through papermill on a Dask cluster, skipping "
-                    "complete runs; failures are recorded and the sweep goes on (exit status 1 "
-                    "if any failed).")
+        "complete runs; failures are recorded and the sweep goes on (exit status 1 "
+        "if any failed).",
+    )
     sweep.add_argument("study", help="study file, or a name from studies/ (e.g. quick)")
     sweep.add_argument("--dry-run", action="store_true", help="list the runs; run nothing")
     sweep.add_argument("--runs-root", default="runs", help="folder of run directories")
-    sweep.add_argument("--workers", type=int, help="runs at once on this machine (default: one "
-                       "per GPU times --runs-per-gpu, or one per CPU core)")
+    sweep.add_argument(
+        "--workers",
+        type=int,
+        help="runs at once on this machine (default: one "
+        "per GPU times --runs-per-gpu, or one per CPU core)",
+    )
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
     sweep.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing one GPU")
-    sweep.add_argument("--threads", type=int, help="CPU threads per run (default: the cores "
-                       "of the machine a run executes on, shared among its runs)")
-    sweep.add_argument("--backend", choices=["tensorflow", "jax", "torch"],
-                       help="Keras backend of the runs (default: $KERAS_BACKEND or tensorflow)")
+    sweep.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per run (default: the cores "
+        "of the machine a run executes on, shared among its runs)",
+    )
+    sweep.add_argument(
+        "--backend",
+        choices=["tensorflow", "jax", "torch"],
+        help="Keras backend of the runs (default: $KERAS_BACKEND or tensorflow)",
+    )
     sweep.add_argument("--timeout", type=float, help="seconds one notebook cell may take")
     sweep.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
     sweep.add_argument("--run", action="append", help="only this run id (repeatable)")
@@ -162,9 +211,11 @@ def _add_sweep_command(commands):
 
 def _add_results_command(commands):
     results = commands.add_parser(
-        "results", help="collect a study's runs into tidy tables",
+        "results",
+        help="collect a study's runs into tidy tables",
         description="One row per run (parameters, metrics, status) as CSV and Parquet, plus "
-                    "per-epoch and per-image tables, under results/<study>/.")
+        "per-epoch and per-image tables, under results/<study>/.",
+    )
     results.add_argument("study", help="study file, or a name from studies/")
     results.add_argument("--runs-root", default="runs")
     results.add_argument("--out", default="results", help="folder for results/<study>/")
@@ -173,10 +224,12 @@ def _add_results_command(commands):
 
 def _add_book_command(commands):
     book = commands.add_parser(
-        "book", help="collect the results and build the book",
+        "book",
+        help="collect the results and build the book",
         description="Write the results tables of the studies the book shows (book/study.yml, "
-                    "or the options), render the runs' executed notebooks, and build the "
-                    "Jupyter Book with -W into _build/html.")
+        "or the options), render the runs' executed notebooks, and build the "
+        "Jupyter Book with -W into _build/html.",
+    )
     book.add_argument("--study", help="main study shown (default: book/study.yml)")
     book.add_argument("--ablations", help="ablation study shown (default: book/study.yml)")
     book.set_defaults(handler=_book)

@@ -29,30 +29,29 @@ Labels may be one-hot (N, C) or integer class indices of shape (N,) or (N, 1).
 
 from __future__ import annotations
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import ops
 
 from valf import _validation as check
 from valf._plain import plain
 
 __all__ = [
-    "balanced_class_weights",
-    "class_balanced_weights",
-    "weighted_categorical_crossentropy",
-    "focal_loss",
-    "class_balanced_loss",
-    "cefl",
-    "cefl2",
-    "validation_adaptive_focal_loss",
-    "WeightedCategoricalCrossentropy",
-    "FocalLoss",
-    "ClassBalancedLoss",
     "CEFL",
     "CEFL2",
+    "ClassBalancedLoss",
     "DynamicWeightedFocalLoss",
+    "FocalLoss",
     "ValidationAdaptiveFocalLoss",
+    "WeightedCategoricalCrossentropy",
+    "balanced_class_weights",
+    "cefl",
+    "cefl2",
+    "class_balanced_loss",
+    "class_balanced_weights",
+    "focal_loss",
+    "validation_adaptive_focal_loss",
+    "weighted_categorical_crossentropy",
 ]
 
 _PACKAGE = "valf"
@@ -88,6 +87,13 @@ def balanced_class_weights(labels_or_counts, num_classes=None, *, is_counts=Fals
     ValueError
         If a class has no samples (its weight would be infinite), a label is
         outside ``[0, C)``, or a count is negative or fractional.
+
+    References
+    ----------
+    - King, G., Zeng, L. (2001). Logistic regression in rare events data. Political
+      Analysis 9(2), 137-163. https://doi.org/10.1093/oxfordjournals.pan.a004868
+    - Pedregosa, F. et al. (2011). Scikit-learn: machine learning in Python. Journal of
+      Machine Learning Research 12, 2825-2830.
 
     Examples
     --------
@@ -131,6 +137,12 @@ def class_balanced_weights(samples_per_class, beta=0.999):
     beta : float
         In [0, 1). beta = 0 gives uniform weights; beta -> 1 approaches the
         inverse class frequency.
+
+    References
+    ----------
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
 
     Examples
     --------
@@ -249,8 +261,8 @@ def _focal_modulation(gamma):
 
 def _static_weights(class_weights, name):
     """Validate weights given as plain values; pass tensors and variables on."""
-    if class_weights is None or hasattr(class_weights, "shape") and not isinstance(
-        class_weights, np.ndarray
+    if class_weights is None or (
+        hasattr(class_weights, "shape") and not isinstance(class_weights, np.ndarray)
     ):
         return class_weights
     return check.check_class_weights(class_weights, name=name)
@@ -284,6 +296,14 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights, from_logits
     tensor
         Loss per sample, shape (N,).
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+    - King, G., Zeng, L. (2001). Logistic regression in rare events data. Political
+      Analysis 9(2), 137-163. https://doi.org/10.1093/oxfordjournals.pan.a004868
+
     Examples
     --------
     >>> loss = weighted_categorical_crossentropy([0, 2], [[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]],
@@ -311,6 +331,11 @@ def focal_loss(y_true, y_pred, gamma=2.0, alpha=None, from_logits=False):
         class. Unlike Keras' ``CategoricalFocalCrossentropy`` (alpha 0.25 by
         default) the default leaves the loss unscaled.
 
+    References
+    ----------
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
+
     Examples
     --------
     >>> loss = focal_loss([1], [[0.2, 0.7, 0.1]], gamma=2.0)
@@ -325,8 +350,9 @@ def focal_loss(y_true, y_pred, gamma=2.0, alpha=None, from_logits=False):
     )
 
 
-def class_balanced_loss(y_true, y_pred, samples_per_class, beta=0.999, gamma=0.0,
-                        from_logits=False):
+def class_balanced_loss(
+    y_true, y_pred, samples_per_class, beta=0.999, gamma=0.0, from_logits=False
+):
     """Class-balanced loss of Cui et al. (2019), per sample.
 
     Cross-entropy (``gamma = 0``) or focal loss (``gamma > 0``) weighted by
@@ -334,6 +360,12 @@ def class_balanced_loss(y_true, y_pred, samples_per_class, beta=0.999, gamma=0.0
 
     .. math:: \\ell = -w_t (1 - p_t)^\\gamma \\log p_t, \\quad
               w_c \\propto \\frac{1-\\beta}{1-\\beta^{n_c}}, \\ \\sum_c w_c = C.
+
+    References
+    ----------
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
 
     Examples
     --------
@@ -352,6 +384,11 @@ def cefl(y_true, y_pred, gamma=2.0, from_logits=False):
 
     Well-classified samples (large p_t) are weighted like focal loss, poorly
     classified ones like cross-entropy; ``gamma = 0`` gives cross-entropy.
+
+    References
+    ----------
+    - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
+      study's specification restates them (METHOD.md, section 2).
 
     Examples
     --------
@@ -372,6 +409,11 @@ def cefl2(y_true, y_pred, gamma=2.0, from_logits=False):
 
     .. math:: \\ell = -\\frac{(1-p_t)^2}{(1-p_t)^2 + p_t^2} \\log p_t
               - \\frac{p_t^2}{(1-p_t)^2 + p_t^2} (1 - p_t)^\\gamma \\log p_t
+
+    References
+    ----------
+    - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
+      study's specification restates them (METHOD.md, section 2).
 
     Examples
     --------
@@ -396,6 +438,14 @@ def validation_adaptive_focal_loss(y_true, y_pred, class_weights, gamma=2.0, fro
     What makes VALF adaptive is not this function but where ``class_weights``
     comes from: :class:`ValidationAdaptiveFocalLoss` holds them in a variable
     that :class:`valf.reweighting.ValidationAdaptiveWeights` updates.
+
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
 
     Examples
     --------
@@ -449,6 +499,14 @@ class WeightedCategoricalCrossentropy(_StudyLoss):
     reduction, name, dtype
         As in :class:`keras.losses.Loss`.
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+    - King, G., Zeng, L. (2001). Logistic regression in rare events data. Political
+      Analysis 9(2), 137-163. https://doi.org/10.1093/oxfordjournals.pan.a004868
+
     Examples
     --------
     >>> loss = WeightedCategoricalCrossentropy([1.0, 2.0])
@@ -456,8 +514,14 @@ class WeightedCategoricalCrossentropy(_StudyLoss):
     0.7458
     """
 
-    def __init__(self, class_weights, from_logits=False, reduction="sum_over_batch_size",
-                 name="weighted_categorical_crossentropy", dtype=None):
+    def __init__(
+        self,
+        class_weights,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="weighted_categorical_crossentropy",
+        dtype=None,
+    ):
         super().__init__(from_logits, name, reduction, dtype)
         self.class_weights = check.check_class_weights(class_weights)
 
@@ -486,6 +550,11 @@ class FocalLoss(_StudyLoss):
     from_logits, reduction, name, dtype
         As in :class:`WeightedCategoricalCrossentropy`.
 
+    References
+    ----------
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
+
     Examples
     --------
     >>> loss = FocalLoss(gamma=2.0)
@@ -493,8 +562,15 @@ class FocalLoss(_StudyLoss):
     0.0321
     """
 
-    def __init__(self, gamma=2.0, alpha=None, from_logits=False,
-                 reduction="sum_over_batch_size", name="focal_loss", dtype=None):
+    def __init__(
+        self,
+        gamma=2.0,
+        alpha=None,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="focal_loss",
+        dtype=None,
+    ):
         super().__init__(from_logits, name, reduction, dtype)
         self.gamma = check.check_gamma(gamma)
         self.alpha = check.check_alpha(alpha)
@@ -521,6 +597,12 @@ class ClassBalancedLoss(_StudyLoss):
     gamma : float
         0 for class-balanced cross-entropy, > 0 for class-balanced focal loss.
 
+    References
+    ----------
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
+
     Examples
     --------
     >>> loss = ClassBalancedLoss([100, 10, 50], beta=0.9)
@@ -528,8 +610,16 @@ class ClassBalancedLoss(_StudyLoss):
     0.464
     """
 
-    def __init__(self, samples_per_class, beta=0.999, gamma=0.0, from_logits=False,
-                 reduction="sum_over_batch_size", name="class_balanced_loss", dtype=None):
+    def __init__(
+        self,
+        samples_per_class,
+        beta=0.999,
+        gamma=0.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="class_balanced_loss",
+        dtype=None,
+    ):
         super().__init__(from_logits, name, reduction, dtype)
         self.samples_per_class = check.check_samples_per_class(samples_per_class)
         self.beta = check.check_beta(beta)
@@ -554,14 +644,20 @@ class CEFL(_StudyLoss):
 
     See :func:`cefl`.
 
+    References
+    ----------
+    - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
+      study's specification restates them (METHOD.md, section 2).
+
     Examples
     --------
     >>> round(float(CEFL(gamma=2.0)([0], [[0.5, 0.5]])), 4)
     0.4332
     """
 
-    def __init__(self, gamma=2.0, from_logits=False, reduction="sum_over_batch_size",
-                 name="cefl", dtype=None):
+    def __init__(
+        self, gamma=2.0, from_logits=False, reduction="sum_over_batch_size", name="cefl", dtype=None
+    ):
         super().__init__(from_logits, name, reduction, dtype)
         self.gamma = check.check_gamma(gamma)
 
@@ -578,14 +674,25 @@ class CEFL2(CEFL):
 
     See :func:`cefl2`.
 
+    References
+    ----------
+    - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
+      study's specification restates them (METHOD.md, section 2).
+
     Examples
     --------
     >>> round(float(CEFL2(gamma=2.0)([0], [[0.5, 0.5]])), 4)
     0.4332
     """
 
-    def __init__(self, gamma=2.0, from_logits=False, reduction="sum_over_batch_size",
-                 name="cefl2", dtype=None):
+    def __init__(
+        self,
+        gamma=2.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="cefl2",
+        dtype=None,
+    ):
         super().__init__(gamma, from_logits, reduction, name, dtype)
 
     def call(self, y_true, y_pred):
@@ -674,6 +781,12 @@ class DynamicWeightedFocalLoss(_AdaptiveFocalLoss):
     prior : None, sequence or dict
         Weights before the first update; see :class:`ValidationAdaptiveFocalLoss`.
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+
     Examples
     --------
     >>> loss = DynamicWeightedFocalLoss(3)
@@ -681,9 +794,16 @@ class DynamicWeightedFocalLoss(_AdaptiveFocalLoss):
     array([1., 1., 1.])
     """
 
-    def __init__(self, num_classes, gamma=2.0, prior=None, from_logits=False,
-                 reduction="sum_over_batch_size", name="dynamic_weighted_focal_loss",
-                 dtype=None):
+    def __init__(
+        self,
+        num_classes,
+        gamma=2.0,
+        prior=None,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="dynamic_weighted_focal_loss",
+        dtype=None,
+    ):
         super().__init__(num_classes, gamma, prior, from_logits, reduction, name, dtype)
 
 
@@ -717,6 +837,14 @@ class ValidationAdaptiveFocalLoss(_AdaptiveFocalLoss):
     variable belongs to the loss, not to the model: model weight files do not
     carry it.
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
+
     Examples
     --------
     >>> loss = ValidationAdaptiveFocalLoss(3, gamma=2.0, prior={2: 2.0})
@@ -726,7 +854,14 @@ class ValidationAdaptiveFocalLoss(_AdaptiveFocalLoss):
     0.0642
     """
 
-    def __init__(self, num_classes, gamma=2.0, prior=None, from_logits=False,
-                 reduction="sum_over_batch_size", name="validation_adaptive_focal_loss",
-                 dtype=None):
+    def __init__(
+        self,
+        num_classes,
+        gamma=2.0,
+        prior=None,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="validation_adaptive_focal_loss",
+        dtype=None,
+    ):
         super().__init__(num_classes, gamma, prior, from_logits, reduction, name, dtype)

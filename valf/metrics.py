@@ -11,11 +11,11 @@ from sklearn import metrics as skm
 
 __all__ = [
     "bootstrap_interval",
-    "macro_f1_of_resamples",
     "classification_metrics",
     "confusion_matrix",
     "expected_calibration_error",
     "macro_f1",
+    "macro_f1_of_resamples",
 ]
 
 
@@ -36,21 +36,38 @@ def _check(y_true, probabilities):
 def macro_f1(y_true, probabilities):
     """Mean of the per-class F1 scores (a class never predicted nor present scores 0)."""
     y_true, probabilities, num_classes = _check(y_true, probabilities)
-    return float(skm.f1_score(y_true, probabilities.argmax(1), labels=range(num_classes),
-                              average="macro", zero_division=0))
+    return float(
+        skm.f1_score(
+            y_true,
+            probabilities.argmax(1),
+            labels=range(num_classes),
+            average="macro",
+            zero_division=0,
+        )
+    )
 
 
 def confusion_matrix(y_true, probabilities, normalize="true"):
     """Confusion matrix, rows true classes; ``normalize="true"`` makes rows sum to 1."""
     y_true, probabilities, num_classes = _check(y_true, probabilities)
-    return skm.confusion_matrix(y_true, probabilities.argmax(1), labels=range(num_classes),
-                                normalize=normalize)
+    return skm.confusion_matrix(
+        y_true, probabilities.argmax(1), labels=range(num_classes), normalize=normalize
+    )
 
 
 def expected_calibration_error(y_true, probabilities, n_bins=15):
     """Expected calibration error of the top-class confidence, equal-width bins.
 
-    .. math:: \\mathrm{ECE} = \\sum_b \\frac{|B_b|}{N} \\, |\\mathrm{acc}(B_b) - \\mathrm{conf}(B_b)|
+    .. math::
+
+        \\mathrm{ECE} = \\sum_b \\frac{|B_b|}{N}
+        \\, \\bigl|\\mathrm{acc}(B_b) - \\mathrm{conf}(B_b)\\bigr|
+
+    References
+    ----------
+    - Naeini, M. P., Cooper, G. F., Hauskrecht, M. (2015). Obtaining well calibrated
+      probabilities using Bayesian binning. AAAI 29(1).
+      https://doi.org/10.1609/aaai.v29i1.9602
 
     Examples
     --------
@@ -86,14 +103,20 @@ def macro_f1_of_resamples(y_true, predicted, indices, num_classes):
     return f1.mean(axis=0)
 
 
-def bootstrap_interval(y_true, probabilities, metric=macro_f1, n_resamples=1000, level=0.95,
-                       seed=0):
+def bootstrap_interval(
+    y_true, probabilities, metric=macro_f1, n_resamples=1000, level=0.95, seed=0
+):
     """Seeded percentile bootstrap interval of a test-set metric, resampling images.
 
     Returns ``(low, high)``. With 48-50 test images one image moves macro-F1 by
     about 0.02, so these intervals are wide; that is the point of showing them. Macro-F1
     is computed for all resamples at once (:func:`macro_f1_of_resamples`); another
     ``metric(y_true, probabilities)`` is called once per resample.
+
+    References
+    ----------
+    - Efron, B., Tibshirani, R. J. (1993). An Introduction to the Bootstrap. Chapman and
+      Hall/CRC. https://doi.org/10.1201/9780429246593
     """
     y_true, probabilities, num_classes = _check(y_true, probabilities)
     rng = np.random.default_rng(seed)
@@ -108,8 +131,9 @@ def bootstrap_interval(y_true, probabilities, metric=macro_f1, n_resamples=1000,
     return float(low), float(high)
 
 
-def classification_metrics(y_true, probabilities, class_names=None, bootstrap_resamples=1000,
-                           seed=0):
+def classification_metrics(
+    y_true, probabilities, class_names=None, bootstrap_resamples=1000, seed=0
+):
     """Every test metric of the study, as a flat dict of plain floats.
 
     Keys: ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``,
@@ -117,13 +141,19 @@ def classification_metrics(y_true, probabilities, class_names=None, bootstrap_re
     ``ece``, ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 %; NaN with
     ``bootstrap_resamples=0``), and per class
     ``precision_<name>``, ``recall_<name>``, ``f1_<name>``.
+
+    References
+    ----------
+    - Pedregosa, F. et al. (2011). Scikit-learn: machine learning in Python. Journal of
+      Machine Learning Research 12, 2825-2830.
     """
     y_true, probabilities, num_classes = _check(y_true, probabilities)
     names = list(class_names) if class_names is not None else [str(c) for c in range(num_classes)]
     predicted = probabilities.argmax(1)
     labels = list(range(num_classes))
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        y_true, predicted, labels=labels, zero_division=0)
+        y_true, predicted, labels=labels, zero_division=0
+    )
     scores = probabilities
     if not np.allclose(scores.sum(1), 1.0):
         # Only when needed: renormalising rows that already sum to 1 moves scores by
@@ -135,8 +165,9 @@ def classification_metrics(y_true, probabilities, class_names=None, bootstrap_re
         auc = skm.roc_auc_score(y_true, scores, multi_class="ovr", average="macro", labels=labels)
     low = high = float("nan")
     if bootstrap_resamples:
-        low, high = bootstrap_interval(y_true, probabilities, macro_f1, bootstrap_resamples,
-                                       seed=seed)
+        low, high = bootstrap_interval(
+            y_true, probabilities, macro_f1, bootstrap_resamples, seed=seed
+        )
     result = {
         "accuracy": float(skm.accuracy_score(y_true, predicted)),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
@@ -149,6 +180,7 @@ def classification_metrics(y_true, probabilities, class_names=None, bootstrap_re
         "f1_ci_high": high,
     }
     for name, p, r, f in zip(names, precision, recall, f1):
-        result.update({f"precision_{name}": float(p), f"recall_{name}": float(r),
-                       f"f1_{name}": float(f)})
+        result.update(
+            {f"precision_{name}": float(p), f"recall_{name}": float(r), f"f1_{name}": float(f)}
+        )
     return result

@@ -16,19 +16,18 @@ is the percentage reading (METHOD.md section 3).
 
 from __future__ import annotations
 
-import numpy as np
-
 import keras
+import numpy as np
 
 from valf import _validation as check
 from valf.losses import _AdaptiveFocalLoss
 
 __all__ = [
+    "DynamicWeights",
+    "ValidationAdaptiveWeights",
+    "dynamic_class_weights",
     "per_class_accuracy",
     "update_class_weights",
-    "dynamic_class_weights",
-    "ValidationAdaptiveWeights",
-    "DynamicWeights",
 ]
 
 
@@ -100,6 +99,12 @@ def update_class_weights(weights, per_class_accuracy, rate=0.01):
     update changes a weight by at most 1 % (the paper's "small multiplicative
     change"); ``rate=1.0`` on fractions is exactly the percentage reading.
     A rate so large that a factor would reach 0 raises instead of clipping.
+
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
 
     Examples
     --------
@@ -212,7 +217,8 @@ class _PerClassAccuracyCallback(keras.callbacks.Callback):
             x, y = self.data
             for start in range(0, len(y), self.batch_size):
                 stop = start + self.batch_size
-                yield keras.tree.map_structure(lambda a: a[start:stop], x), y[start:stop]
+                batch = keras.tree.map_structure(lambda a, i=start, j=stop: a[i:j], x)
+                yield batch, y[start:stop]
         else:
             for batch in self.data:
                 yield batch[0], batch[1]
@@ -251,6 +257,12 @@ class ValidationAdaptiveWeights(_PerClassAccuracyCallback):
     class_names : sequence of str, optional
         Names used in the log keys; default the class indices.
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+
     Examples
     --------
     >>> import numpy as np
@@ -264,8 +276,9 @@ class ValidationAdaptiveWeights(_PerClassAccuracyCallback):
     data_role = "validation_data"
     accuracy_prefix = "val_acc"
 
-    def __init__(self, loss, validation_data, warmup_epochs=10, rate=0.01, batch_size=32,
-                 class_names=None):
+    def __init__(
+        self, loss, validation_data, warmup_epochs=10, rate=0.01, batch_size=32, class_names=None
+    ):
         super().__init__(loss, validation_data, warmup_epochs, batch_size, class_names)
         self.rate = check.check_positive(rate, "rate")
 
@@ -282,6 +295,12 @@ class DynamicWeights(_PerClassAccuracyCallback):
     the training set without augmentation. Logs ``train_acc_<class>`` and
     ``weight_<class>``, as :class:`ValidationAdaptiveWeights` does.
 
+    References
+    ----------
+    - VALF: Validation-Adaptive Focal Loss for Histopathology (2025). Eurasian Journal of
+      Mathematical and Computer Applications 13(4), 128-140.
+      https://doi.org/10.32523/2306-6172-2025-13-4-128-140
+
     Examples
     --------
     >>> import numpy as np
@@ -292,8 +311,9 @@ class DynamicWeights(_PerClassAccuracyCallback):
     data_role = "training_data"
     accuracy_prefix = "train_acc"
 
-    def __init__(self, loss, training_data, warmup_epochs=0, smoothing=0.1, batch_size=32,
-                 class_names=None):
+    def __init__(
+        self, loss, training_data, warmup_epochs=0, smoothing=0.1, batch_size=32, class_names=None
+    ):
         super().__init__(loss, training_data, warmup_epochs, batch_size, class_names)
         self.smoothing = check.check_positive(smoothing, "smoothing")
 
@@ -306,8 +326,9 @@ def _labels(y_true, num_classes):
     if labels.ndim == 2 and labels.shape[1] == num_classes and num_classes > 1:
         labels = np.argmax(labels, axis=1)
     labels = labels.reshape(-1)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes
-                        or not np.all(labels == np.round(labels))):
+    if labels.size and (
+        labels.min() < 0 or labels.max() >= num_classes or not np.all(labels == np.round(labels))
+    ):
         raise ValueError(
             f"`y_true` must hold class indices in [0, {num_classes}) or one-hot rows, "
             f"received values {np.unique(labels)[:10].tolist()}."

@@ -157,6 +157,11 @@ def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_S
     albumentations.Compose
         Called as ``transform(image=uint8_rgb)["image"]``, gives float32 (H, W, 3) in [0, 1].
 
+    References
+    ----------
+    - Buslaev, A. et al. (2020). Albumentations: fast and flexible image augmentations.
+      Information 11(2), 125. https://doi.org/10.3390/info11020125
+
     Examples
     --------
     >>> import numpy as np
@@ -210,6 +215,11 @@ def seed_transform(transform, seed):
     Returns
     -------
     The same ``transform``, for chaining.
+
+    References
+    ----------
+    - Buslaev, A. et al. (2020). Albumentations: fast and flexible image augmentations.
+      Information 11(2), 125. https://doi.org/10.3390/info11020125
 
     Examples
     --------
@@ -268,7 +278,7 @@ def compare_fast_to_faithful(image, n=16, seed=0, scale=0.25):
     Returns
     -------
     dict
-        ``mean_abs_diff_paired``: mean |fast - faithful| over pixels and samples, in [0, 1]
+        ``mean_abs_diff_paired``: mean ``|fast - faithful|`` over pixels and samples, in [0, 1]
         units; ``mean_abs_diff_unpaired``: the same between two independent faithful
         samples; ``channel_mean_diff`` / ``channel_std_diff``: largest over channels of
         the absolute difference, averaged over samples, of the per-image channel mean / std

@@ -42,6 +42,11 @@ def download_lunghist700(dest, url=DOWNLOAD_URL, progress=True, timeout=10, arch
     -------
     pathlib.Path
         The release root (the folder holding ``data.csv`` and ``images/``).
+
+    References
+    ----------
+    - LungHist700, figshare article 25459174 (CC BY 4.0).
+      https://doi.org/10.6084/m9.figshare.25459174
     """
     dest = Path(dest).expanduser()
     dest.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,6 @@ from valf.data.splits import SPLITS, check_no_group_leakage
 
 __all__ = [
     "CLASS_NAMES",
-    "DataError",
     "MAGNIFICATIONS",
     "SUBCLASS_DIRS",
     "check_no_patient_leakage",
@@ -146,6 +145,11 @@ def read_release(root, magnification=None, verify_images=False):
     DataError
         Missing root or ``data.csv``, wrong columns or values, images missing
         from the tree or present but not in the CSV, unreadable images.
+
+    References
+    ----------
+    - LungHist700, figshare article 25459174 (CC BY 4.0).
+      https://doi.org/10.6084/m9.figshare.25459174
     """
     _check_magnification(magnification)
     root = Path(root).expanduser()
@@ -228,6 +232,11 @@ def official_split(frame):
 
     Returns a copy of ``frame`` with a ``split`` column; every image's
     (magnification, patient) must be in the official list.
+
+    References
+    ----------
+    - LungHist700, figshare article 25459174 (CC BY 4.0).
+      https://doi.org/10.6084/m9.figshare.25459174
     """
     table = _split_patients()
     merged = frame.drop(columns=["split"], errors="ignore").merge(

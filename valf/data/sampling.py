@@ -52,6 +52,12 @@ def imbalance_ratio(labels):
 def undersample(labels, seed):
     """Indices keeping ``min_c n_c`` random samples of every class (no repeats), sorted.
 
+    References
+    ----------
+    - Pasupa, K. et al. (2020). Convolutional neural networks based focal loss for class
+      imbalance problem: a case study of canine red blood cells morphology classification
+      (METHOD.md, section 9).
+
     Examples
     --------
     >>> np.bincount(np.array([0, 0, 0, 1, 1, 2])[undersample([0, 0, 0, 1, 1, 2], seed=0)])
@@ -68,6 +74,12 @@ def oversample(labels, seed):
 
     Every original sample is kept once; the shortfall of each class is filled
     with samples drawn with replacement from that class.
+
+    References
+    ----------
+    - Pasupa, K. et al. (2020). Convolutional neural networks based focal loss for class
+      imbalance problem: a case study of canine red blood cells morphology classification
+      (METHOD.md, section 9).
 
     Examples
     --------
@@ -86,6 +98,14 @@ def long_tailed_counts(max_count, rho, num_classes):
 
     Floor, so no class is asked for more than the formula gives; the smallest
     class keeps at least one sample.
+
+    References
+    ----------
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
+    - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
+      study's specification restates them (METHOD.md, section 2).
 
     Examples
     --------
@@ -114,6 +134,12 @@ def long_tailed_indices(labels, rho, seed, order=None):
     ValueError
         If a class has fewer samples than the formula asks of it: the ratio
         could not be reached, and capping silently would misreport it.
+
+    References
+    ----------
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
     """
     rng = np.random.default_rng(seed)
     classes, members = _class_indices(labels)

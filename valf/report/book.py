@@ -14,9 +14,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_FILE = ROOT / "book" / "study.yml"
-ENVIRONMENT = {"study": "VALF_BOOK_STUDY", "ablations": "VALF_BOOK_ABLATIONS",
-               "results": "VALF_BOOK_RESULTS", "runs_root": "VALF_BOOK_RUNS",
-               "studies": "VALF_BOOK_STUDIES"}
+ENVIRONMENT = {
+    "study": "VALF_BOOK_STUDY",
+    "ablations": "VALF_BOOK_ABLATIONS",
+    "results": "VALF_BOOK_RESULTS",
+    "runs_root": "VALF_BOOK_RUNS",
+    "studies": "VALF_BOOK_STUDIES",
+}
 
 __all__ = ["BookStudy", "load", "settings"]
 
@@ -24,8 +28,14 @@ __all__ = ["BookStudy", "load", "settings"]
 def settings(**overrides):
     """The book's settings: ``book/study.yml``, then ``VALF_BOOK_*`` variables, then overrides."""
     values = yaml.safe_load(SETTINGS_FILE.read_text()) if SETTINGS_FILE.is_file() else {}
-    values = {"study": "quick", "ablations": "quick-ablations", "results": "results",
-              "runs_root": "runs", "studies": "studies", **(values or {})}
+    values = {
+        "study": "quick",
+        "ablations": "quick-ablations",
+        "results": "results",
+        "runs_root": "runs",
+        "studies": "studies",
+        **(values or {}),
+    }
     for key, variable in ENVIRONMENT.items():
         if os.environ.get(variable):
             values[key] = os.environ[variable]
@@ -65,16 +75,22 @@ class BookStudy:
         from IPython.display import Markdown
 
         total, done = len(self.runs), len(self.done)
-        incomplete = (f" Only {done} of its {total} runs are complete; the tables below show "
-                      "those." if done < total else "")
+        incomplete = (
+            f" Only {done} of its {total} runs are complete; the tables below show those."
+            if done < total
+            else ""
+        )
         if self.synthetic:
             return Markdown(
                 f":::{{warning}}\nThis page shows the study **{self.name}** ({self.title}), which "
                 "ran on the **generated stand-in data set**, not on LungHist700. Its numbers "
                 "describe generated tiles; they test the code end to end and are **not** a "
-                f"reproduction of the paper's results.{incomplete}\n:::")
-        return Markdown(f":::{{note}}\nThis page shows the study **{self.name}** "
-                        f"({self.title}) on LungHist700.{incomplete}\n:::")
+                f"reproduction of the paper's results.{incomplete}\n:::"
+            )
+        return Markdown(
+            f":::{{note}}\nThis page shows the study **{self.name}** "
+            f"({self.title}) on LungHist700.{incomplete}\n:::"
+        )
 
 
 def load(which="study", **overrides):
@@ -85,9 +101,15 @@ def load(which="study", **overrides):
     config = settings(**overrides)
     name = config[which]
     tables = load_results(name, out=ROOT / config["results"])
-    study = load_study(find_study_file(name, ROOT / config["studies"]),
-                       ROOT / config["runs_root"])
-    return BookStudy(name=name, title=study.title, runs=tables["runs"],
-                     history=tables["history"], class_weights=tables["class_weights"],
-                     predictions=tables["predictions"], selections=tables["selections"],
-                     dataset=study.data["dataset"], data_root=study.data["root"])
+    study = load_study(find_study_file(name, ROOT / config["studies"]), ROOT / config["runs_root"])
+    return BookStudy(
+        name=name,
+        title=study.title,
+        runs=tables["runs"],
+        history=tables["history"],
+        class_weights=tables["class_weights"],
+        predictions=tables["predictions"],
+        selections=tables["selections"],
+        dataset=study.data["dataset"],
+        data_root=study.data["root"],
+    )

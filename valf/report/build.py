@@ -44,8 +44,7 @@ def pages(root=ROOT):
 
 
 def _toc_entries(toc):
-    for chapter in toc.get("chapters", []):
-        yield chapter
+    yield from toc.get("chapters", [])
     for part in toc.get("parts", []):
         yield from part.get("chapters", [])
 
@@ -98,8 +97,12 @@ def module_closure(names):
 def _page_code(page):
     cells = _CODE_CELL.findall(page.read_text(encoding="utf-8"))
     # Cell options (":tags: ..."), IPython magics and shell escapes are not Python.
-    return "\n".join(line for cell in cells for line in cell.splitlines()
-                     if not line.lstrip().startswith((":", "%", "!")))
+    return "\n".join(
+        line
+        for cell in cells
+        for line in cell.splitlines()
+        if not line.lstrip().startswith((":", "%", "!"))
+    )
 
 
 def page_inputs(page, config):
@@ -175,8 +178,9 @@ def render_run_notebooks(runs, out):
     for run_dir in runs["run_dir"]:
         source = Path(run_dir) / "train.ipynb"
         target = Path(out) / f"{Path(run_dir).name}.html"
-        if not source.is_file() or (target.is_file()
-                                    and target.stat().st_mtime >= source.stat().st_mtime):
+        if not source.is_file() or (
+            target.is_file() and target.stat().st_mtime >= source.stat().st_mtime
+        ):
             continue
         body, _ = exporter.from_notebook_node(nbformat.read(source, as_version=4))
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -198,22 +202,35 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
 
     config = settings(study=study, ablations=ablations, **overrides)
     for key in ("study", "ablations"):
-        write_results(find_study_file(config[key], ROOT / config["studies"]),
-                      ROOT / config["runs_root"], ROOT / config["results"])
+        write_results(
+            find_study_file(config[key], ROOT / config["studies"]),
+            ROOT / config["runs_root"],
+            ROOT / config["results"],
+        )
     main_runs = pd.read_parquet(ROOT / config["results"] / config["study"] / "runs.parquet")
     if not (main_runs["status"] == "done").any():
         raise ValueError(
             f"The study {config['study']!r} has no complete run yet, so the book has nothing to "
-            f"show. Run `valf sweep {config['study']}` first (or `make study`).")
+            f"show. Run `valf sweep {config['study']}` first (or `make study`)."
+        )
     install_mathjax()
     build_dir = (Path(output) if output is not None else ROOT) / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)
     stale, keys = _drop_stale_executions(build_dir, config)
     print(f"pages to execute: {len(stale)} of {len(keys)}", file=out, flush=True)
-    environment = {**os.environ, **{variable: str(config[key])
-                                    for key, variable in ENVIRONMENT.items()}}
-    command = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(ROOT), "-W",
-               "--keep-going", "--path-output", str(build_dir.parent)]
+    environment = {
+        **os.environ,
+        **{variable: str(config[key]) for key, variable in ENVIRONMENT.items()},
+    }
+    command = [
+        str(Path(sys.executable).parent / "jupyter-book"),
+        "build",
+        str(ROOT),
+        "-W",
+        "--keep-going",
+        "--path-output",
+        str(build_dir.parent),
+    ]
     print(" ".join(command), file=out, flush=True)
     subprocess.run(command, check=True, env=environment, cwd=ROOT)
     (build_dir / STAMP).write_text(json.dumps(keys, indent=1))  # only after a good build

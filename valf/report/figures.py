@@ -17,8 +17,12 @@ from valf.report.tables import SETTING, done, knob_order
 from valf.study.results import experiment_runs
 
 __all__ = [
-    "plot_ablation", "plot_confusions", "plot_loss_curves", "plot_paired",
-    "plot_update_replay", "plot_weight_trajectories",
+    "plot_ablation",
+    "plot_confusions",
+    "plot_loss_curves",
+    "plot_paired",
+    "plot_update_replay",
+    "plot_weight_trajectories",
 ]
 
 
@@ -27,8 +31,7 @@ def plot_paired(paired, loss="VALF"):
     setting; right of zero, ``loss`` is ahead."""
     figure = Figure(figsize=(6.0, 0.45 * len(paired) + 1.2), layout="constrained")
     ax = figure.subplots()
-    labels = [f"{r.backbone} · {r.magnification} (vs {r.baseline})"
-              for r in paired.itertuples()]
+    labels = [f"{r.backbone} · {r.magnification} (vs {r.baseline})" for r in paired.itertuples()]
     y = np.arange(len(paired))[::-1]
     halves = np.nan_to_num(paired["ci"].to_numpy(float), nan=0.0)
     ax.errorbar(paired["difference"], y, xerr=halves, fmt="o", capsize=3)
@@ -58,17 +61,23 @@ def plot_loss_curves(gamma=2.0, weight=2.0):
         f"FL (γ={gamma:g})": value(losses.focal_loss(y_true, y_pred, gamma)),
         f"CEFL (γ={gamma:g})": value(losses.cefl(y_true, y_pred, gamma)),
         f"CEFL2 (γ={gamma:g})": value(losses.cefl2(y_true, y_pred, gamma)),
-        f"WCCE (w={weight:g})": value(losses.weighted_categorical_crossentropy(
-            y_true, y_pred, weights)),
-        f"VALF (w={weight:g}, γ={gamma:g})": value(losses.validation_adaptive_focal_loss(
-            y_true, y_pred, weights, gamma)),
+        f"WCCE (w={weight:g})": value(
+            losses.weighted_categorical_crossentropy(y_true, y_pred, weights)
+        ),
+        f"VALF (w={weight:g}, γ={gamma:g})": value(
+            losses.validation_adaptive_focal_loss(y_true, y_pred, weights, gamma)
+        ),
     }
     figure = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = figure.subplots()
     for i, (name, curve) in enumerate(curves.items()):
         ax.plot(p_t, curve, label=name, linestyle="--" if i >= 4 else "-")
-    ax.set(xlabel="probability of the true class, $p_t$", ylabel="per-sample loss",
-           ylim=(0, 5), xlim=(0, 1))
+    ax.set(
+        xlabel="probability of the true class, $p_t$",
+        ylabel="per-sample loss",
+        ylim=(0, 5),
+        xlim=(0, 1),
+    )
     ax.legend(frameon=False, fontsize="small")
     return figure
 
@@ -112,19 +121,25 @@ def plot_confusions(predictions, runs, backbone, losses=None):
     losses = list(losses or dict.fromkeys(complete["loss"]))
     magnifications = sorted(complete["magnification"].unique())
     test = predictions[predictions["split"] == "test"].merge(
-        complete[["run_id", "loss", "magnification"]], on="run_id")
-    figure = Figure(figsize=(2.1 * len(losses), 2.1 * len(magnifications) + 0.4),
-                    layout="constrained")
+        complete[["run_id", "loss", "magnification"]], on="run_id"
+    )
+    figure = Figure(
+        figsize=(2.1 * len(losses), 2.1 * len(magnifications) + 0.4), layout="constrained"
+    )
     axes = np.atleast_2d(figure.subplots(len(magnifications), len(losses), squeeze=False))
     for i, magnification in enumerate(magnifications):
         for j, loss in enumerate(losses):
             part = test[(test["loss"] == loss) & (test["magnification"] == magnification)]
-            counts = confusion_matrix(part["label"], part["predicted"],
-                                      labels=list(range(len(CLASS_NAMES)))).astype(float)
+            counts = confusion_matrix(
+                part["label"], part["predicted"], labels=list(range(len(CLASS_NAMES)))
+            ).astype(float)
             normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
             ax = axes[i, j]
-            plot_confusion(pd.DataFrame(normalised, index=CLASS_NAMES, columns=CLASS_NAMES),
-                           title=f"{loss} · {magnification}", ax=ax)
+            plot_confusion(
+                pd.DataFrame(normalised, index=CLASS_NAMES, columns=CLASS_NAMES),
+                title=f"{loss} · {magnification}",
+                ax=ax,
+            )
             ax.title.set_fontsize("small")
             ax.tick_params(labelsize="x-small")
             ax.set_xlabel("")
@@ -139,8 +154,9 @@ def plot_weight_trajectories(class_weights, runs, loss="VALF"):
     panel per backbone and magnification."""
     complete = done(runs)
     complete = complete[complete["loss"] == loss]
-    table = class_weights.merge(complete[["run_id", "backbone", "magnification", "seed"]],
-                                on="run_id")
+    table = class_weights.merge(
+        complete[["run_id", "backbone", "magnification", "seed"]], on="run_id"
+    )
     settings = list(table.groupby(list(SETTING)).groups)
     figure = Figure(figsize=(3.4 * max(1, len(settings)), 3.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, max(1, len(settings)), sharey=True))
@@ -150,8 +166,9 @@ def plot_weight_trajectories(class_weights, runs, loss="VALF"):
             by_epoch = part.groupby("epoch")[f"weight_{name}"]
             mean = by_epoch.mean()
             ax.plot(mean.index, mean.to_numpy(), label=name)
-            ax.fill_between(mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(),
-                            alpha=0.2)
+            ax.fill_between(
+                mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(), alpha=0.2
+            )
         ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
         ax.set(title=f"{setting[0]} · {setting[1]}", xlabel="epoch")
     axes[0].set_ylabel(f"{loss} class weight")
@@ -177,14 +194,30 @@ def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
             x.append(position[value] + offset)
             means.append(mean)
             halves.append(0.0 if not np.isfinite(half) else half)
-            ax.scatter(np.full(len(members), position[value] + offset), members[metric], s=10,
-                       alpha=0.35, color="0.4", zorder=1)
-        ax.errorbar(x, means, yerr=halves, fmt="o", capsize=3, zorder=2,
-                    label=None if name is None else str(name))
+            ax.scatter(
+                np.full(len(members), position[value] + offset),
+                members[metric],
+                s=10,
+                alpha=0.35,
+                color="0.4",
+                zorder=1,
+            )
+        ax.errorbar(
+            x,
+            means,
+            yerr=halves,
+            fmt="o",
+            capsize=3,
+            zorder=2,
+            label=None if name is None else str(name),
+        )
     ax.set_xticks(range(len(order)), order)
     ax.set_ylim(0, 1.02)  # the metrics are fractions; a wide interval runs off the frame
-    ax.set(title=title or experiment, xlabel=knob, ylabel=metric if metric.startswith("val_")
-           else f"test {metric}")
+    ax.set(
+        title=title or experiment,
+        xlabel=knob,
+        ylabel=metric if metric.startswith("val_") else f"test {metric}",
+    )
     if hue:
         ax.legend(frameon=False, fontsize="small", title=hue)
     return figure

@@ -18,9 +18,19 @@ from valf.report.stats import mean_ci
 from valf.study.results import experiment_runs
 
 __all__ = [
-    "METRICS", "SETTING", "ablation_table", "compare_with_paper", "done", "one_image_f1_steps",
-    "paired_comparison", "per_class_recall", "read_environments", "read_paper_table",
-    "summary_table", "table2", "wins",
+    "METRICS",
+    "SETTING",
+    "ablation_table",
+    "compare_with_paper",
+    "done",
+    "one_image_f1_steps",
+    "paired_comparison",
+    "per_class_recall",
+    "read_environments",
+    "read_paper_table",
+    "summary_table",
+    "table2",
+    "wins",
 ]
 
 #: The metrics of the paper's Table 2, in its order.
@@ -42,7 +52,7 @@ def summary_table(runs, keys=("backbone", "loss", "magnification"), metrics=METR
     for group, part in done(runs).groupby(list(keys), sort=False, dropna=False):
         row = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
         row["seeds"] = int(part["seed"].nunique())
-        row["runs"] = int(len(part))  # replicates: seeds, or folds of a cross-validation
+        row["runs"] = len(part)  # replicates: seeds, or folds of a cross-validation
         for metric in metrics:
             row[f"{metric}_mean"], row[f"{metric}_ci"] = mean_ci(part[metric])
         rows.append(row)
@@ -51,8 +61,11 @@ def summary_table(runs, keys=("backbone", "loss", "magnification"), metrics=METR
         return table
     setting = [k for k in SETTING if k in keys]
     if "loss" in keys and "f1_mean" in table:
-        best = table.groupby(setting, sort=False)["f1_mean"].transform("max") if setting \
+        best = (
+            table.groupby(setting, sort=False)["f1_mean"].transform("max")
+            if setting
             else table["f1_mean"].max()
+        )
         table["best"] = np.isclose(table["f1_mean"], best)
     return table
 
@@ -66,15 +79,16 @@ def table2(summary, metrics=METRICS):
     for metric in metrics:
         shown[labels[metric]] = [
             f"{m:.3f}" if not np.isfinite(h) else f"{m:.3f} ± {h:.3f}"
-            for m, h in zip(shown[f"{metric}_mean"], shown[f"{metric}_ci"])]
+            for m, h in zip(shown[f"{metric}_mean"], shown[f"{metric}_ci"])
+        ]
     shown = shown.sort_values(["backbone", "magnification"], kind="stable")
     best = shown["best"].to_numpy()
     shown = shown.set_index(["backbone", "magnification", "loss"])[
-        [labels[m] for m in metrics] + ["seeds"]]
+        [labels[m] for m in metrics] + ["seeds"]
+    ]
 
     def bold(row):
-        return ["font-weight: bold" if best[shown.index.get_loc(row.name)] else ""
-                for _ in row]
+        return ["font-weight: bold" if best[shown.index.get_loc(row.name)] else "" for _ in row]
 
     return shown.style.apply(bold, axis=1)
 
@@ -87,19 +101,21 @@ def read_paper_table(path=PAPER_TABLE):
 def compare_with_paper(summary, paper):
     """Our mean F1 (and CI) beside the paper's, with the difference and whether the paper's
     value lies inside our interval."""
-    merged = summary.merge(paper, on=["backbone", "loss", "magnification"], how="inner",
-                           suffixes=("", "_paper"))
+    merged = summary.merge(
+        paper, on=["backbone", "loss", "magnification"], how="inner", suffixes=("", "_paper")
+    )
     table = merged[["backbone", "magnification", "loss", "f1_mean", "f1_ci", "f1"]].rename(
-        columns={"f1_mean": "ours", "f1_ci": "ours_ci", "f1": "paper"})
+        columns={"f1_mean": "ours", "f1_ci": "ours_ci", "f1": "paper"}
+    )
     table["difference"] = table["ours"] - table["paper"]
-    table["paper_inside_ci"] = (table["difference"].abs() <= table["ours_ci"])
+    table["paper_inside_ci"] = table["difference"].abs() <= table["ours_ci"]
     return table
 
 
 def wins(summary, loss="VALF"):
     """In how many (backbone, magnification) settings ``loss`` has the best mean F1."""
     part = summary[summary["loss"] == loss]
-    return int(part["best"].sum()), int(len(part))
+    return int(part["best"].sum()), len(part)
 
 
 def paired_comparison(runs, loss="VALF", metric="f1"):
@@ -124,11 +140,19 @@ def paired_comparison(runs, loss="VALF", metric="f1"):
             verdict = f"{baseline} better"
         else:
             verdict = "no clear difference"
-        rows.append({**dict(zip(SETTING, setting)), "baseline": baseline,
-                     f"{loss}_{metric}": float(ours[seeds].mean()),
-                     f"baseline_{metric}": float(theirs[seeds].mean()),
-                     "difference": mean, "ci": half, "seeds": len(seeds),
-                     "seeds_won": int((difference > 0).sum()), "verdict": verdict})
+        rows.append(
+            {
+                **dict(zip(SETTING, setting)),
+                "baseline": baseline,
+                f"{loss}_{metric}": float(ours[seeds].mean()),
+                f"baseline_{metric}": float(theirs[seeds].mean()),
+                "difference": mean,
+                "ci": half,
+                "seeds": len(seeds),
+                "seeds_won": int((difference > 0).sum()),
+                "verdict": verdict,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -161,11 +185,15 @@ def read_environments(runs):
     keys = ["device"] + [c for c in runs.columns if c.endswith("_version")]
     if "valf_git_commit" not in runs or runs["valf_git_commit"].isna().all():
         return pd.DataFrame()
-    table = runs.dropna(subset=["valf_git_commit"])[keys + ["valf_git_commit"]].astype(str)
-    return (table.groupby(keys, sort=False)
-            .agg(runs=("valf_git_commit", "size"),
-                 git_commits=("valf_git_commit", lambda c: ", ".join(sorted(set(c)))))
-            .reset_index())
+    table = runs.dropna(subset=["valf_git_commit"])[[*keys, "valf_git_commit"]].astype(str)
+    return (
+        table.groupby(keys, sort=False)
+        .agg(
+            runs=("valf_git_commit", "size"),
+            git_commits=("valf_git_commit", lambda c: ", ".join(sorted(set(c)))),
+        )
+        .reset_index()
+    )
 
 
 def one_image_f1_steps(predictions, runs, max_runs=12):

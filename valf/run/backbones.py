@@ -2,9 +2,9 @@
 
 Every model takes images in [0, 1] (what :mod:`valf.data.augment` produces) and converts them
 to the input range its Keras application was trained with, inside the model
-(:class:`valf.run.preprocessing.ApplicationPreprocessing`), so saved models carry it. Head: global average pooling and
-a float32 softmax dense layer (METHOD.md section 6; the dataset paper's extra
-Dense(256)/Dropout(0.5) is not used).
+(:class:`~valf.run.preprocessing.ApplicationPreprocessing`), so saved models carry it. Head:
+global average pooling and a float32 softmax dense layer (METHOD.md section 6; the dataset
+paper's extra Dense(256)/Dropout(0.5) is not used).
 
 :data:`BACKBONES` names the backbones without importing Keras (run parameters are checked
 against it in processes that never train); the networks are built by :func:`build_model`.
@@ -23,20 +23,41 @@ _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 #: file, its folder on the server). ``SmallCNN`` trains from scratch on 2 CPU cores in
 #: seconds: the embedded (quick) study's backbone.
 BACKBONES = {
-    "ResNet50": ("ResNet50", "caffe", "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                 "resnet"),
-    "EfficientNetV2B3": ("EfficientNetV2B3", "scale255", "efficientnetv2-b3_notop.h5",
-                         "efficientnet_v2"),
-    "DenseNet121": ("DenseNet121", "torch",
-                    "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5", "densenet"),
-    "InceptionV3": ("InceptionV3", "tf",
-                    "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3"),
+    "ResNet50": (
+        "ResNet50",
+        "caffe",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "resnet",
+    ),
+    "EfficientNetV2B3": (
+        "EfficientNetV2B3",
+        "scale255",
+        "efficientnetv2-b3_notop.h5",
+        "efficientnet_v2",
+    ),
+    "DenseNet121": (
+        "DenseNet121",
+        "torch",
+        "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "densenet",
+    ),
+    "InceptionV3": (
+        "InceptionV3",
+        "tf",
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "inception_v3",
+    ),
     "ConvNeXtTiny": ("ConvNeXtTiny", "scale255", "convnext_tiny_notop.h5", "convnext"),
     # Compact, ImageNet-pretrained: the smallest Keras application of the study.
-    "MobileNetV3Small": ("MobileNetV3Small", "scale255",
-                         "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5", "mobilenet_v3"),
+    "MobileNetV3Small": (
+        "MobileNetV3Small",
+        "scale255",
+        "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+        "mobilenet_v3",
+    ),
     "SmallCNN": (None, "tf", None, None),
 }
+
 
 class WeightsNotAvailable(FileNotFoundError):
     """ImageNet weights are neither in Keras' cache nor downloadable."""
@@ -65,8 +86,14 @@ def small_cnn(input_shape, widths=(16, 32, 64, 128), name="small_cnn"):
     x = inputs
     for stage, filters in enumerate(widths):
         first = stage == 0
-        x = keras.layers.Conv2D(filters, 5 if first else 3, strides=2 if first else 1,
-                                padding="same", use_bias=False, name=f"conv{stage}")(x)
+        x = keras.layers.Conv2D(
+            filters,
+            5 if first else 3,
+            strides=2 if first else 1,
+            padding="same",
+            use_bias=False,
+            name=f"conv{stage}",
+        )(x)
         # momentum 0.9: with ~70 steps an epoch, 0.99 leaves the moving statistics far
         # behind the weights for the first epochs, and validation accuracy jumps about.
         x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{stage}")(x)
@@ -107,15 +134,17 @@ def build_model(backbone, num_classes=3, input_shape=(300, 400, 3), weights="ima
     constructor, mode, weight_file, folder = BACKBONES[backbone]
     if constructor is None:
         if weights is not None:
-            raise ValueError(f"{backbone} is trained from scratch and has no ImageNet weights; "
-                             "build it with weights=None.")
+            raise ValueError(
+                f"{backbone} is trained from scratch and has no ImageNet weights; "
+                "build it with weights=None."
+            )
         return _with_head(small_cnn(input_shape), mode, input_shape, num_classes, backbone)
     kwargs = {"include_top": False, "weights": weights, "input_shape": tuple(input_shape)}
     if mode == "scale255":  # these applications rescale 0-255 input themselves
         kwargs["include_preprocessing"] = True
     try:
         base = getattr(keras.applications, constructor)(**kwargs)
-    except Exception as error:  # noqa: BLE001 - Keras raises a bare Exception on fetch failure
+    except Exception as error:
         fetch_failed = "fetch failure" in str(error).lower() or isinstance(error, OSError)
         if weights != "imagenet" or not fetch_failed:
             raise
@@ -137,6 +166,7 @@ def _with_head(base, mode, input_shape, num_classes, backbone):
     preprocessing = ApplicationPreprocessing(mode, name="preprocessing")
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(base(preprocessing(inputs)))
     # float32 output keeps the softmax and the loss in float32 under mixed precision.
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32",
-                                 name="classifier")(pooled)
+    outputs = keras.layers.Dense(
+        num_classes, activation="softmax", dtype="float32", name="classifier"
+    )(pooled)
     return keras.Model(inputs, outputs, name=f"{backbone}_classifier")

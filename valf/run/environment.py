@@ -15,9 +15,22 @@ from pathlib import Path
 __all__ = ["PACKAGES", "environment_record", "git_commit", "gpu_names"]
 
 #: Packages whose versions decide the numbers (and the book's look).
-PACKAGES = ("valf", "tensorflow", "keras", "numpy", "scikit-learn", "albumentations",
-            "opencv-python-headless", "pandas", "papermill", "dask", "distributed",
-            "jupyter-book", "matplotlib", "seaborn")
+PACKAGES = (
+    "valf",
+    "tensorflow",
+    "keras",
+    "numpy",
+    "scikit-learn",
+    "albumentations",
+    "opencv-python-headless",
+    "pandas",
+    "papermill",
+    "dask",
+    "distributed",
+    "jupyter-book",
+    "matplotlib",
+    "seaborn",
+)
 
 
 def git_commit(path=None):
@@ -25,11 +38,22 @@ def git_commit(path=None):
     it has uncommitted changes; None outside a git checkout."""
     where = Path(path or Path(__file__).resolve().parent)
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=where, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return sha + ("+dirty" if dirty else "")
@@ -38,8 +62,13 @@ def git_commit(path=None):
 def gpu_names():
     """Names of the NVIDIA GPUs ``nvidia-smi`` lists (empty without one)."""
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20, check=True).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
@@ -81,8 +110,7 @@ def environment_record(backend_devices=False):
         "git_commit": git_commit(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else None,
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": _memory_gib(),
         "gpus": gpu_names(),
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
@@ -101,8 +129,10 @@ def _backend_devices():
     if backend == "tensorflow":
         import tensorflow as tf
 
-        devices = [d.device_type.lower() + ":" + d.name.split(":")[-1]
-                   for d in tf.config.list_physical_devices()]
+        devices = [
+            d.device_type.lower() + ":" + d.name.split(":")[-1]
+            for d in tf.config.list_physical_devices()
+        ]
     elif backend == "jax":
         import jax
 

@@ -21,10 +21,12 @@ def evaluate(model, datasets, frames, class_names, seed):
     """
     probabilities = {split: model.predict(datasets[split], verbose=0) for split in ("val", "test")}
     labels = {split: frames[split]["label"].to_numpy() for split in ("val", "test")}
-    test = metrics.classification_metrics(labels["test"], probabilities["test"], class_names,
-                                          seed=seed)
-    validation = metrics.classification_metrics(labels["val"], probabilities["val"],
-                                                class_names, bootstrap_resamples=0, seed=seed)
+    test = metrics.classification_metrics(
+        labels["test"], probabilities["test"], class_names, seed=seed
+    )
+    validation = metrics.classification_metrics(
+        labels["val"], probabilities["val"], class_names, bootstrap_resamples=0, seed=seed
+    )
     found = {**test, **{f"val_{k}": validation[k] for k in _VALIDATION_METRICS}}
     return labels, probabilities, found
 
@@ -43,12 +45,15 @@ def tidy_history(log_path, path):
 
 def write_outputs(run_dir, frames, labels, probabilities, result, class_names, weights=None):
     """predictions.csv, confusion.csv, class_weights.csv (when given) and, last, metrics.json."""
-    rows = [_prediction_table(frames[split], split, labels[split], probabilities[split],
-                              class_names) for split in ("val", "test")]
+    rows = [
+        _prediction_table(frames[split], split, labels[split], probabilities[split], class_names)
+        for split in ("val", "test")
+    ]
     rundir.write_atomic(run_dir / "predictions.csv", pd.concat(rows).to_csv(index=False))
     confusion = metrics.confusion_matrix(labels["test"], probabilities["test"])
-    confusion = pd.DataFrame(confusion, index=pd.Index(class_names, name="true"),
-                             columns=class_names)
+    confusion = pd.DataFrame(
+        confusion, index=pd.Index(class_names, name="true"), columns=class_names
+    )
     rundir.write_atomic(run_dir / "confusion.csv", confusion.to_csv())
     if weights is not None:
         rundir.write_atomic(run_dir / "class_weights.csv", weights.to_csv(index=False))
@@ -56,13 +61,15 @@ def write_outputs(run_dir, frames, labels, probabilities, result, class_names, w
 
 
 def _prediction_table(frame, split, labels, probabilities, class_names):
-    table = pd.DataFrame({
-        "split": split,
-        "image_path": frame["image_path"],
-        "patient_id": frame["patient_id"],
-        "label": labels,
-        "class_name": [class_names[c] for c in labels],
-    })
+    table = pd.DataFrame(
+        {
+            "split": split,
+            "image_path": frame["image_path"],
+            "patient_id": frame["patient_id"],
+            "label": labels,
+            "class_name": [class_names[c] for c in labels],
+        }
+    )
     for c, name in enumerate(class_names):
         table[f"prob_{name}"] = probabilities[:, c]
     table["predicted"] = np.asarray(probabilities).argmax(1)

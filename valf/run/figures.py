@@ -84,8 +84,14 @@ def plot_confusion(confusion, title=None, ax=None):
     values = np.asarray(confusion, dtype=float)
     ax.imshow(values, vmin=0, vmax=1, cmap="Blues")
     for (row, column), value in np.ndenumerate(values):
-        ax.text(column, row, f"{value:.2f}", ha="center", va="center",
-                color="white" if value > 0.6 else "black")
+        ax.text(
+            column,
+            row,
+            f"{value:.2f}",
+            ha="center",
+            va="center",
+            color="white" if value > 0.6 else "black",
+        )
     ax.set_xticks(range(values.shape[1]), [str(c) for c in confusion.columns])
     ax.set_yticks(range(values.shape[0]), [str(r) for r in confusion.index])
     ax.set_xlabel("predicted")
@@ -112,8 +118,12 @@ def plot_class_weights(class_weights, warmup_epochs=None, title=None):
     figure = Figure(figsize=(4.5 * panels, 3.2), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, panels))
     for column in weight_columns:
-        axes[0].plot(class_weights["epoch"], class_weights[column], marker=".",
-                     label=column.removeprefix("weight_"))
+        axes[0].plot(
+            class_weights["epoch"],
+            class_weights[column],
+            marker=".",
+            label=column.removeprefix("weight_"),
+        )
     axes[0].axhline(1.0, color="0.6", linewidth=0.8)
     axes[0].set_ylabel("class weight (mean 1)")
     for column in accuracy_columns:

@@ -25,8 +25,9 @@ def run_datasets(params, frames, first_epoch=0):
     out_size = output_size(scale)
     if params["dataset"] == "synthetic":
         source_size = tuple(params["synthetic"]["image_size"])
-        name = "synthetic-" + "-".join(str(v) for v in params["synthetic"].values()
-                                       if not isinstance(v, list))
+        name = "synthetic-" + "-".join(
+            str(v) for v in params["synthetic"].values() if not isinstance(v, list)
+        )
     else:
         source_size, name = REFERENCE_SIZE, "lunghist700"
     cache_dir, magnification = params["cache_dir"], params["magnification"]
@@ -45,9 +46,16 @@ def run_datasets(params, frames, first_epoch=0):
     # Threads that augment ahead of the model; two overlap the model's work even on one core.
     workers = max(2, int(os.environ.get("VALF_THREADS") or os.cpu_count() or 1))
     datasets = {
-        "train": ImageBatches(frames["train"], train_tf, params["batch_size"], shuffle=True,
-                              seed=params["seed"], cache=train_cache, epoch=first_epoch,
-                              workers=workers),
+        "train": ImageBatches(
+            frames["train"],
+            train_tf,
+            params["batch_size"],
+            shuffle=True,
+            seed=params["seed"],
+            cache=train_cache,
+            epoch=first_epoch,
+            workers=workers,
+        ),
         "val": evaluation(frames["val"]),
         "test": evaluation(frames["test"]),
         "train_eval": evaluation(frames["train"]),

@@ -27,7 +27,8 @@ def build_loss(params, class_counts):
         return keras.losses.SparseCategoricalCrossentropy(name="categorical_crossentropy")
     if name == "WCCE":
         return losses.WeightedCategoricalCrossentropy(
-            losses.balanced_class_weights(counts, is_counts=True))
+            losses.balanced_class_weights(counts, is_counts=True)
+        )
     if name == "FL":
         return losses.FocalLoss(gamma=gamma, alpha=params["alpha"])
     if name == "CB":
@@ -36,8 +37,10 @@ def build_loss(params, class_counts):
         return losses.CEFL(gamma=gamma)
     if name == "CEFL2":
         return losses.CEFL2(gamma=gamma)
-    adaptive = {"DWFL": losses.DynamicWeightedFocalLoss,
-                "VALF": losses.ValidationAdaptiveFocalLoss}[name]
+    adaptive = {
+        "DWFL": losses.DynamicWeightedFocalLoss,
+        "VALF": losses.ValidationAdaptiveFocalLoss,
+    }[name]
     return adaptive(len(counts), gamma=gamma, prior=_prior(params["prior"], counts))
 
 
@@ -61,12 +64,17 @@ def reweighting_callback(params, loss, validation_data, training_data, class_nam
     from valf.reweighting import DynamicWeights, ValidationAdaptiveWeights
 
     if params["loss"] == "VALF":
-        return ValidationAdaptiveWeights(loss, validation_data,
-                                         warmup_epochs=params["warmup_epochs"],
-                                         rate=params["rate"], class_names=class_names)
+        return ValidationAdaptiveWeights(
+            loss,
+            validation_data,
+            warmup_epochs=params["warmup_epochs"],
+            rate=params["rate"],
+            class_names=class_names,
+        )
     if params["loss"] == "DWFL":
-        return DynamicWeights(loss, training_data, smoothing=params["dwfl_smoothing"],
-                              class_names=class_names)
+        return DynamicWeights(
+            loss, training_data, smoothing=params["dwfl_smoothing"], class_names=class_names
+        )
     return None
 
 
@@ -83,13 +91,24 @@ def class_weight_table(loss, reweighting, class_names):
     """Weights per epoch for DWFL/VALF (epoch 0: before training), one row for fixed weights,
     None for losses without class weights."""
     if reweighting is not None:
-        initial = {"epoch": 0, "updated": False,
-                   **{f"weight_{c}": float(w) for c, w in zip(class_names, loss.prior)}}
-        rows = [initial] + [{**record, "epoch": int(record["epoch"]) + 1}
-                            for record in reweighting.history]
+        initial = {
+            "epoch": 0,
+            "updated": False,
+            **{f"weight_{c}": float(w) for c, w in zip(class_names, loss.prior)},
+        }
+        rows = [initial] + [
+            {**record, "epoch": int(record["epoch"]) + 1} for record in reweighting.history
+        ]
         return pd.DataFrame(rows)
     static = _static_class_weights(loss)
     if static is None:
         return None
-    return pd.DataFrame([{"epoch": 0, "updated": False,
-                          **{f"weight_{c}": float(w) for c, w in zip(class_names, static)}}])
+    return pd.DataFrame(
+        [
+            {
+                "epoch": 0,
+                "updated": False,
+                **{f"weight_{c}": float(w) for c, w in zip(class_names, static)},
+            }
+        ]
+    )

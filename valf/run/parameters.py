@@ -59,7 +59,6 @@ _USED_BY = {
 _NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {"split_seed", "fold", "n_folds"}
 
 
-
 class ParameterError(ValueError):
     """A run parameter is unknown or has an invalid value."""
 
@@ -127,7 +126,8 @@ def _choice(*choices):
             close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ParameterError(
-                f"Parameter `{name}` must be one of {list(choices)}, received {value!r}.{hint}")
+                f"Parameter `{name}` must be one of {list(choices)}, received {value!r}.{hint}"
+            )
         return value
 
     return check
@@ -199,8 +199,10 @@ def _synthetic(value, name):
         _fail(name, value, f"null or a mapping with keys {sorted(SYNTHETIC_DEFAULTS)}")
     unknown = sorted(set(value) - set(SYNTHETIC_DEFAULTS))
     if unknown:
-        raise ParameterError(f"Parameter `{name}` has unknown keys {unknown}; valid keys are "
-                             f"{sorted(SYNTHETIC_DEFAULTS)}.")
+        raise ParameterError(
+            f"Parameter `{name}` has unknown keys {unknown}; valid keys are "
+            f"{sorted(SYNTHETIC_DEFAULTS)}."
+        )
     try:
         return check_synthetic_settings(**{**SYNTHETIC_DEFAULTS, **value})
     except ValueError as error:
@@ -211,12 +213,18 @@ def _synthetic(value, name):
 # The table
 # ---------------------------------------------------------------------------
 
+
 class _Parameter:
-    __slots__ = ("name", "default", "check", "hashed", "doc")
+    __slots__ = ("check", "default", "doc", "hashed", "name")
 
     def __init__(self, name, default, check, doc, hashed=True):
         self.name, self.default, self.check, self.doc, self.hashed = (
-            name, default, check, doc, hashed)
+            name,
+            default,
+            check,
+            doc,
+            hashed,
+        )
 
 
 def _p(name, default, check, doc, hashed=True):
@@ -224,55 +232,77 @@ def _p(name, default, check, doc, hashed=True):
 
 
 #: Every run parameter: name -> default, check, whether it enters the run id, and meaning.
-PARAMETERS = dict([
-    # Where the run's files go (not part of the run's identity).
-    _p("runs_root", "runs", _text(), "folder of all run directories", hashed=False),
-    _p("cache_dir", ".cache", _text(), "folder of the decoded-image cache", hashed=False),
-    _p("keep_weights", True, _bool, "keep best.weights.h5 in the run directory", hashed=False),
-    # The cell of the study.
-    _p("backbone", "SmallCNN", _backbone, "network (valf.run.backbones.BACKBONES)"),
-    _p("weights", None, _weights, "'imagenet' or null (random initialisation)"),
-    _p("loss", "VALF", _choice(*LOSSES), "training loss"),
-    _p("magnification", "20x", _choice("20x", "40x"), "LungHist700 magnification"),
-    _p("seed", 0, _int_check(), "seed of initialisation, order and augmentation"),
-    # Data.
-    _p("dataset", "synthetic", _choice(*DATASETS),
-       "'lunghist700' (the release) or 'synthetic' (the generated stand-in)"),
-    _p("data_root", "data/synthetic", _text(), "release root: the folder with data.csv"),
-    _p("synthetic", dict(SYNTHETIC_DEFAULTS), _synthetic,
-       "generator settings of the synthetic set (null for lunghist700)"),
-    _p("split", "official", _choice(*SPLITS),
-       "'official' patient split, seeded 'patient' split, or 'cv' folds of the training split"),
-    _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the 'cv' folds"),
-    _p("fold", 0, _int_check(), "validation fold with split='cv'"),
-    _p("n_folds", 5, _int_check(2), "folds with split='cv'"),
-    _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
-    _p("imbalance_ratio", None, _float_check(1, optional=True),
-       "long-tailed subsampling of the training set to this max/min ratio (null: none)"),
-    # Input.
-    _p("image_scale", 0.25, _float_check(0, 1, low_open=True),
-       "network input is (1200 r) x (1600 r)"),
-    _p("augment", True, _bool, "apply the paper's training augmentation"),
-    _p("fast_augmentation", False, _bool, "resize first, then augment (valf.data.augment)"),
-    # Optimisation (METHOD.md section 6).
-    _p("learning_rate", 1e-4, _float_check(0, low_open=True), "Adam learning rate"),
-    _p("batch_size", 4, _int_check(1), "batch size"),
-    _p("epochs", 100, _int_check(1), "maximum number of epochs"),
-    _p("early_stopping_patience", 25, _int_check(1), "EarlyStopping(val_loss) patience"),
-    _p("reduce_lr_patience", 10, _int_check(1), "ReduceLROnPlateau(val_loss) patience"),
-    _p("reduce_lr_factor", 0.1, _float_check(0, 1, low_open=True), "ReduceLROnPlateau factor"),
-    _p("min_lr", 1e-7, _float_check(0), "ReduceLROnPlateau lower bound"),
-    _p("deterministic", False, _bool, "TensorFlow op determinism (slower)"),
-    _p("jit_compile", "auto", _jit, "XLA: 'auto' (GPU only), true or false"),
-    # Losses.
-    _p("gamma", 2.0, _float_check(0), "focusing parameter (FL, CB, CEFL, CEFL2, DWFL, VALF)"),
-    _p("alpha", None, _alpha, "FL balance factor: null, a number or one per class"),
-    _p("cb_beta", 0.999, _float_check(0, 1, low_open=True), "CB: beta of the effective number"),
-    _p("prior", "uniform", _prior, "DWFL/VALF initial weights"),
-    _p("warmup_epochs", 10, _int_check(), "VALF: epochs before the first update"),
-    _p("rate", 0.01, _float_check(0, low_open=True), "VALF: update rate r (eq. 7)"),
-    _p("dwfl_smoothing", 0.1, _float_check(0, low_open=True), "DWFL: smoothing s"),
-])
+PARAMETERS = dict(
+    [
+        # Where the run's files go (not part of the run's identity).
+        _p("runs_root", "runs", _text(), "folder of all run directories", hashed=False),
+        _p("cache_dir", ".cache", _text(), "folder of the decoded-image cache", hashed=False),
+        _p("keep_weights", True, _bool, "keep best.weights.h5 in the run directory", hashed=False),
+        # The cell of the study.
+        _p("backbone", "SmallCNN", _backbone, "network (valf.run.backbones.BACKBONES)"),
+        _p("weights", None, _weights, "'imagenet' or null (random initialisation)"),
+        _p("loss", "VALF", _choice(*LOSSES), "training loss"),
+        _p("magnification", "20x", _choice("20x", "40x"), "LungHist700 magnification"),
+        _p("seed", 0, _int_check(), "seed of initialisation, order and augmentation"),
+        # Data.
+        _p(
+            "dataset",
+            "synthetic",
+            _choice(*DATASETS),
+            "'lunghist700' (the release) or 'synthetic' (the generated stand-in)",
+        ),
+        _p("data_root", "data/synthetic", _text(), "release root: the folder with data.csv"),
+        _p(
+            "synthetic",
+            dict(SYNTHETIC_DEFAULTS),
+            _synthetic,
+            "generator settings of the synthetic set (null for lunghist700)",
+        ),
+        _p(
+            "split",
+            "official",
+            _choice(*SPLITS),
+            "'official' patient split, seeded 'patient' split, or 'cv' folds of the training split",
+        ),
+        _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the 'cv' folds"),
+        _p("fold", 0, _int_check(), "validation fold with split='cv'"),
+        _p("n_folds", 5, _int_check(2), "folds with split='cv'"),
+        _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
+        _p(
+            "imbalance_ratio",
+            None,
+            _float_check(1, optional=True),
+            "long-tailed subsampling of the training set to this max/min ratio (null: none)",
+        ),
+        # Input.
+        _p(
+            "image_scale",
+            0.25,
+            _float_check(0, 1, low_open=True),
+            "network input is (1200 r) x (1600 r)",
+        ),
+        _p("augment", True, _bool, "apply the paper's training augmentation"),
+        _p("fast_augmentation", False, _bool, "resize first, then augment (valf.data.augment)"),
+        # Optimisation (METHOD.md section 6).
+        _p("learning_rate", 1e-4, _float_check(0, low_open=True), "Adam learning rate"),
+        _p("batch_size", 4, _int_check(1), "batch size"),
+        _p("epochs", 100, _int_check(1), "maximum number of epochs"),
+        _p("early_stopping_patience", 25, _int_check(1), "EarlyStopping(val_loss) patience"),
+        _p("reduce_lr_patience", 10, _int_check(1), "ReduceLROnPlateau(val_loss) patience"),
+        _p("reduce_lr_factor", 0.1, _float_check(0, 1, low_open=True), "ReduceLROnPlateau factor"),
+        _p("min_lr", 1e-7, _float_check(0), "ReduceLROnPlateau lower bound"),
+        _p("deterministic", False, _bool, "TensorFlow op determinism (slower)"),
+        _p("jit_compile", "auto", _jit, "XLA: 'auto' (GPU only), true or false"),
+        # Losses.
+        _p("gamma", 2.0, _float_check(0), "focusing parameter (FL, CB, CEFL, CEFL2, DWFL, VALF)"),
+        _p("alpha", None, _alpha, "FL balance factor: null, a number or one per class"),
+        _p("cb_beta", 0.999, _float_check(0, 1, low_open=True), "CB: beta of the effective number"),
+        _p("prior", "uniform", _prior, "DWFL/VALF initial weights"),
+        _p("warmup_epochs", 10, _int_check(), "VALF: epochs before the first update"),
+        _p("rate", 0.01, _float_check(0, low_open=True), "VALF: update rate r (eq. 7)"),
+        _p("dwfl_smoothing", 0.1, _float_check(0, low_open=True), "DWFL: smoothing s"),
+    ]
+)
 
 
 def resolve_parameters(params=None, **overrides):
@@ -305,15 +335,17 @@ def resolve_parameters(params=None, **overrides):
     (1e-05, None)
     >>> resolve_parameters(p) == p  # idempotent
     True
-    >>> resolve_parameters(los="CCE")
+    >>> resolve_parameters(los="CCE")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    valf.run.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?). Valid parameters: ...
+    valf.run.parameters.ParameterError: Unknown parameter `los` (did you mean `loss`?)...
     """
     given = {**(params or {}), **overrides}
     _check_names(given)
-    resolved = {name: check_parameter(name, given.get(name, spec.default))
-                for name, spec in PARAMETERS.items()}
+    resolved = {
+        name: check_parameter(name, given.get(name, spec.default))
+        for name, spec in PARAMETERS.items()
+    }
     return _normalise(resolved, given)
 
 
@@ -324,9 +356,11 @@ def _check_names(names):
         for name in unknown:
             close = difflib.get_close_matches(str(name), list(PARAMETERS), n=1)
             details.append(f"`{name}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
-        raise ParameterError(f"Unknown parameter{'s' if len(unknown) > 1 else ''} "
-                             f"{', '.join(details)}. Valid parameters: "
-                             f"{', '.join(PARAMETERS)}.")
+        raise ParameterError(
+            f"Unknown parameter{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(details)}. Valid parameters: "
+            f"{', '.join(PARAMETERS)}."
+        )
 
 
 def check_parameter(name, value):
@@ -336,10 +370,10 @@ def check_parameter(name, value):
     --------
     >>> check_parameter("learning_rate", "1e-5")
     1e-05
-    >>> check_parameter("magnification", "20X")
+    >>> check_parameter("magnification", "20X")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    valf.run.parameters.ParameterError: Parameter `magnification` must be one of ['20x', '40x'], received '20X'. Did you mean '20x'?
+    valf.run.parameters.ParameterError: Parameter `magnification` must be one of ['20x', '40x'],...
     """
     _check_names([name])
     spec = PARAMETERS[name]
@@ -357,31 +391,39 @@ def _normalise(p, given):
             p[name] = None
     if p["dataset"] == "lunghist700":
         if given.get("synthetic") not in (None, PARAMETERS["synthetic"].default):
-            raise ParameterError("Parameter `synthetic` (generator settings) must be null when "
-                                 "`dataset` is 'lunghist700'.")
+            raise ParameterError(
+                "Parameter `synthetic` (generator settings) must be null when "
+                "`dataset` is 'lunghist700'."
+            )
         p["synthetic"] = None
     elif p["synthetic"] is None:
         p["synthetic"] = dict(SYNTHETIC_DEFAULTS)
     if p["split"] == "cv":
         if p["fold"] >= p["n_folds"]:
-            raise ParameterError(f"Parameter `fold` must be below `n_folds` ({p['n_folds']}), "
-                                 f"received {p['fold']}.")
+            raise ParameterError(
+                f"Parameter `fold` must be below `n_folds` ({p['n_folds']}), received {p['fold']}."
+            )
     else:
         if p["fold"] != 0:
-            raise ParameterError("Parameter `fold` applies only to split='cv'; "
-                                 f"received fold={p['fold']} with split={p['split']!r}.")
+            raise ParameterError(
+                "Parameter `fold` applies only to split='cv'; "
+                f"received fold={p['fold']} with split={p['split']!r}."
+            )
         p["n_folds"] = None
         p["fold"] = None
     if p["split"] == "official":
         p["split_seed"] = None
     if p["backbone"] == "SmallCNN" and p["weights"] is not None:
-        raise ParameterError("Backbone 'SmallCNN' has no pretrained weights; set `weights` to "
-                             "null.")
+        raise ParameterError(
+            "Backbone 'SmallCNN' has no pretrained weights; set `weights` to null."
+        )
     if isinstance(p["alpha"], list) or isinstance(p["prior"], list):
         for name in ("alpha", "prior"):
             if isinstance(p[name], list) and len(p[name]) != 3:
-                raise ParameterError(f"Parameter `{name}` must list one value per class "
-                                     f"(ACA, NOR, SCC), received {p[name]!r}.")
+                raise ParameterError(
+                    f"Parameter `{name}` must list one value per class "
+                    f"(ACA, NOR, SCC), received {p[name]!r}."
+                )
     return p
 
 
@@ -402,8 +444,10 @@ def run_id(params):
     >>> run_id(resolve_parameters(loss="FL")) == run_id(resolve_parameters(loss="FL", rate=5))
     True
     """
-    return (f"{params['loss']}-{params['backbone']}-{params['magnification']}-"
-            f"seed{params['seed']}-{parameter_hash(params)[:10]}")
+    return (
+        f"{params['loss']}-{params['backbone']}-{params['magnification']}-"
+        f"seed{params['seed']}-{parameter_hash(params)[:10]}"
+    )
 
 
 def from_namespace(namespace, names_before):
@@ -419,6 +463,9 @@ def from_namespace(namespace, names_before):
     >>> from_namespace({"valf": 0, "loss": "CCE", "seed": 3}, before)["seed"]
     3
     """
-    new = {name: value for name, value in namespace.items()
-           if name not in names_before and not name.startswith("_")}
+    new = {
+        name: value
+        for name, value in namespace.items()
+        if name not in names_before and not name.startswith("_")
+    }
     return resolve_parameters(new)

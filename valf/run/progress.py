@@ -31,23 +31,26 @@ class EpochLog(keras.callbacks.Callback):
         if self.progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=self.epochs, initial=self.first_epoch, unit="epoch",
-                            desc="training")
+            self.bar = tqdm(
+                total=self.epochs, initial=self.first_epoch, unit="epoch", desc="training"
+            )
         elif self.first_epoch:
             print(f"resuming after epoch {self.first_epoch}", flush=True)
         self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        shown = {k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                 if k in logs}
+        shown = {k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()}, refresh=False)
             self.bar.update(1)
         else:
             text = " ".join(f"{k} {v:.4f}" for k, v in shown.items())
-            print(f"epoch {epoch + 1}/{self.epochs} {text} "
-                  f"({time.perf_counter() - self.started:.0f} s)", flush=True)
+            print(
+                f"epoch {epoch + 1}/{self.epochs} {text} "
+                f"({time.perf_counter() - self.started:.0f} s)",
+                flush=True,
+            )
 
     def on_train_end(self, logs=None):
         if self.bar is not None:

@@ -43,11 +43,11 @@ from valf._plain import plain
 __all__ = [
     "DONE",
     "LOG",
-    "run_lock",
     "is_done",
     "mark_done",
     "read_status",
     "run_directory",
+    "run_lock",
     "write_atomic",
     "write_json",
     "write_status",
@@ -96,8 +96,9 @@ def write_atomic(path, data):
 
 
 def write_json(path, value):
-    return write_atomic(path, json.dumps(plain(value), indent=2, sort_keys=False, default=str)
-                        + "\n")
+    return write_atomic(
+        path, json.dumps(plain(value), indent=2, sort_keys=False, default=str) + "\n"
+    )
 
 
 def write_yaml(path, value):
@@ -113,7 +114,8 @@ def now():
 
 
 def write_status(run_dir, status, error=None, **extra):
-    """Record ``running``, ``ok`` or ``failed``; ``error`` (an exception or text) adds its traceback."""
+    """Record ``running``, ``ok`` or ``failed``; an ``error`` (exception or text) adds its
+    traceback."""
     record = {"status": status, "time": now(), **extra}
     if error is not None:
         if isinstance(error, BaseException):

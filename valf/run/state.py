@@ -96,8 +96,12 @@ class TrainingState(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, loss=None, callbacks=()):
-        super().__init__(os.fspath(backup_dir), save_freq="epoch", double_checkpoint=True,
-                         delete_checkpoint=False)
+        super().__init__(
+            os.fspath(backup_dir),
+            save_freq="epoch",
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        )
         self.loss = loss if hasattr(loss, "set_class_weights") else None
         self.tracked = list(callbacks)
         self.finished = False
@@ -154,16 +158,19 @@ class TrainingState(keras.callbacks.BackupAndRestore):
         with np.load(path) as archive:
             values = [archive[f"arr_{i}"] for i in range(len(archive.files))]
         if len(values) != len(variables):
-            raise ValueError(f"{path} holds {len(values)} variables, the model has "
-                             f"{len(variables)}.")
+            raise ValueError(
+                f"{path} holds {len(values)} variables, the model has {len(variables)}."
+            )
         for variable, value in zip(variables, values):
             variable.assign(value)
 
     # -- Keras hooks ---------------------------------------------------------------------
     def _pairs(self):
         """(weights, metadata) of the latest backup, then of the one before."""
-        return ((self._weights_file, self._training_metadata_path),
-                (self._prev_weights_file, self._prev_training_metadata_path))
+        return (
+            (self._weights_file, self._training_metadata_path),
+            (self._prev_weights_file, self._prev_training_metadata_path),
+        )
 
     def _save_model(self):
         # The latest pair becomes the previous one (by rename: no copy), then the new pair is
@@ -174,8 +181,11 @@ class TrainingState(keras.callbacks.BackupAndRestore):
             os.replace(latest, previous)
             os.replace(latest_metadata, previous_metadata)
         self._write_weights(latest)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                    **self._extra_state()}
+        metadata = {
+            "epoch": self._current_epoch,
+            "batch": self._last_batch_seen,
+            **self._extra_state(),
+        }
         write_atomic(latest_metadata, json.dumps(metadata))
 
     def _load_model(self):

@@ -85,8 +85,9 @@ def train(params=None, run_dir=None, *, progress=None, **overrides):
         under_sweep = os.environ.get(SWEEP_RUN_VARIABLE) == run_dir.name
         started = time.perf_counter()
         try:
-            summary = _run(params, run_dir, progress=not under_sweep if progress is None
-                           else progress)
+            summary = _run(
+                params, run_dir, progress=not under_sweep if progress is None else progress
+            )
         except BaseException as error:
             rundir.write_status(run_dir, "failed", error, run_id=run_id(params))
             raise
@@ -106,7 +107,8 @@ def _claim(run_dir, params):
         if recorded.get("_hash") not in (None, record["_hash"]):
             raise ParameterError(
                 f"{run_dir} holds a run with other parameters ({existing}); choose another "
-                "`run_dir` or delete it.")
+                "`run_dir` or delete it."
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     rundir.write_yaml(existing, record)
 
@@ -147,8 +149,7 @@ def _run(params, run_dir, progress):
     from valf.run.state import BestWeightsCheckpoint, read_training_state
 
     _configure_runtime(params)
-    prepare_dataset(params["dataset"], params["data_root"], params["synthetic"],
-                    progress=progress)
+    prepare_dataset(params["dataset"], params["data_root"], params["synthetic"], progress=progress)
     frames = split_frames(params)
     counts = np.bincount(frames["train"]["label"], minlength=len(CLASS_NAMES))
     backup_dir = run_dir / "backup"
@@ -163,11 +164,22 @@ def _run(params, run_dir, progress):
     backup_dir.mkdir(parents=True, exist_ok=True)
     datasets, out_size = run_datasets(params, frames, first_epoch)
     model, loss = _compiled_model(params, counts, out_size, len(CLASS_NAMES))
-    reweighting = reweighting_callback(params, loss, datasets["val"], datasets["train_eval"],
-                                       CLASS_NAMES)
+    reweighting = reweighting_callback(
+        params, loss, datasets["val"], datasets["train_eval"], CLASS_NAMES
+    )
     checkpoint = BestWeightsCheckpoint(run_dir / "best.weights.h5")
-    fit_seconds = _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir,
-                       state, first_epoch, progress)
+    fit_seconds = _fit(
+        model,
+        datasets,
+        params,
+        loss,
+        reweighting,
+        checkpoint,
+        backup_dir,
+        state,
+        first_epoch,
+        progress,
+    )
     history = tidy_history(history_log, run_dir / "history.csv")
     _restore_best(model, run_dir / "best.weights.h5")
     labels, probabilities, found = evaluate(model, datasets, frames, CLASS_NAMES, params["seed"])
@@ -177,11 +189,19 @@ def _run(params, run_dir, progress):
         "val_loss_best": float(history["val_loss"].min()) if len(history) else None,
         **summary,
         **{f"n_train_{c}": int(n) for c, n in zip(CLASS_NAMES, counts)},
-        "n_train": int(counts.sum()), "n_val": int(len(labels["val"])),
-        "n_test": int(len(labels["test"])),
+        "n_train": int(counts.sum()),
+        "n_val": len(labels["val"]),
+        "n_test": len(labels["test"]),
     }
-    write_outputs(run_dir, frames, labels, probabilities, result, CLASS_NAMES,
-                  class_weight_table(loss, reweighting, CLASS_NAMES))
+    write_outputs(
+        run_dir,
+        frames,
+        labels,
+        probabilities,
+        result,
+        CLASS_NAMES,
+        class_weight_table(loss, reweighting, CLASS_NAMES),
+    )
     if not params["keep_weights"]:
         (run_dir / "best.weights.h5").unlink(missing_ok=True)
     return summary
@@ -195,13 +215,18 @@ def _compiled_model(params, counts, out_size, num_classes):
 
     model = build_model(params["backbone"], num_classes, (*out_size, 3), params["weights"])
     loss = build_loss(params, counts)
-    model.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss=loss,
-                  metrics=["accuracy"], jit_compile=params["jit_compile"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(params["learning_rate"]),
+        loss=loss,
+        metrics=["accuracy"],
+        jit_compile=params["jit_compile"],
+    )
     return model, loss
 
 
-def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, state,
-         first_epoch, progress):
+def _fit(
+    model, datasets, params, loss, reweighting, checkpoint, backup_dir, state, first_epoch, progress
+):
     """Fit with the protocol's callbacks, resuming from ``state``; return the seconds taken."""
     import keras
 
@@ -210,10 +235,14 @@ def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, sta
     from valf.run.state import TrainingState
 
     early_stopping = keras.callbacks.EarlyStopping(
-        "val_loss", patience=params["early_stopping_patience"])
+        "val_loss", patience=params["early_stopping_patience"]
+    )
     reduce_lr = keras.callbacks.ReduceLROnPlateau(
-        "val_loss", factor=params["reduce_lr_factor"], patience=params["reduce_lr_patience"],
-        min_lr=params["min_lr"])
+        "val_loss",
+        factor=params["reduce_lr_factor"],
+        patience=params["reduce_lr_patience"],
+        min_lr=params["min_lr"],
+    )
     stateful = [c for c in (reweighting, checkpoint, early_stopping, reduce_lr) if c is not None]
     backup = TrainingState(backup_dir, loss=loss, callbacks=stateful)
     callbacks = [
@@ -222,15 +251,23 @@ def _fit(model, datasets, params, loss, reweighting, checkpoint, backup_dir, sta
         # to the logs that the callbacks after it (CSVLogger) see.
         *([reweighting] if reweighting is not None else []),
         keras.callbacks.TerminateOnNaN(),
-        checkpoint, early_stopping, reduce_lr,
+        checkpoint,
+        early_stopping,
+        reduce_lr,
         keras.callbacks.CSVLogger(str(backup_dir / "history_log.csv"), append=True),
         EpochLog(params["epochs"], first_epoch, progress),
         backup,  # last: restores after the others reset, saves after they updated
     ]
     started = time.perf_counter()
     if not (state and state.get("finished")):
-        model.fit(datasets["train"], validation_data=datasets["val"], epochs=params["epochs"],
-                  callbacks=callbacks, verbose=0, shuffle=False)  # the pipeline shuffles
+        model.fit(
+            datasets["train"],
+            validation_data=datasets["val"],
+            epochs=params["epochs"],
+            callbacks=callbacks,
+            verbose=0,
+            shuffle=False,
+        )  # the pipeline shuffles
     else:  # killed after training, before the run was complete: evaluate only
         backup.set_model(model)
         backup.on_train_begin()
@@ -241,8 +278,9 @@ def _restore_best(model, best_path):
     if best_path.is_file():
         model.load_weights(best_path)
     else:  # val_loss never finite: nothing better than the last weights
-        print("warning: no finite val_loss was recorded; testing the last weights.",
-              file=sys.stderr)
+        print(
+            "warning: no finite val_loss was recorded; testing the last weights.", file=sys.stderr
+        )
 
 
 def _summary(params, history, checkpoint, first_epoch, fit_seconds):
@@ -257,5 +295,6 @@ def _summary(params, history, checkpoint, first_epoch, fit_seconds):
         "resumed_from_epoch": first_epoch,
         "fit_seconds": round(fit_seconds, 2),
         "final_learning_rate": float(history["learning_rate"].iloc[-1])
-        if "learning_rate" in history and epochs_run else params["learning_rate"],
+        if "learning_rate" in history and epochs_run
+        else params["learning_rate"],
     }

@@ -45,8 +45,11 @@ def execute_run(request):
     """
     run_dir = Path(request["run_dir"])
     log_path = run_dir / rundir.LOG
-    result = {"run_id": run_dir.name, "notebook": str(run_dir / "train.ipynb"),
-              "log": str(log_path)}
+    result = {
+        "run_id": run_dir.name,
+        "notebook": str(run_dir / "train.ipynb"),
+        "log": str(log_path),
+    }
     started = time.perf_counter()
     try:
         threads = request.get("threads") or threads_here()
@@ -57,9 +60,13 @@ def execute_run(request):
         with open(log_path, "ab") as log:
             log.write(_header(run_dir.name, threads, gpu).encode())
             log.flush()
-            code = subprocess.run([sys.executable, "-m", "valf.study.execute",
-                                   str(run_dir / REQUEST)], env=environment, stdout=log,
-                                  stderr=subprocess.STDOUT, cwd=request["cwd"]).returncode
+            code = subprocess.run(
+                [sys.executable, "-m", "valf.study.execute", str(run_dir / REQUEST)],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=request["cwd"],
+            ).returncode
     except Exception as error:  # noqa: BLE001 - a run that cannot start is recorded, not raised
         code = None
         rundir.write_status(run_dir, "failed", error)
@@ -68,8 +75,9 @@ def execute_run(request):
     else:
         status = rundir.read_status(run_dir)
         if status.get("status") != "failed":  # the process died before it could say why
-            rundir.write_status(run_dir, "failed", f"the run's process exited with status "
-                                f"{code}; see {log_path}")
+            rundir.write_status(
+                run_dir, "failed", f"the run's process exited with status {code}; see {log_path}"
+            )
             status = rundir.read_status(run_dir)
         result.update(status="failed", error=status.get("error"))
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -117,10 +125,16 @@ def _this_host_workers():
         return None
     workers = get_client().scheduler_info()["workers"]
     host = workers.get(worker.address, {}).get("host")
-    peers = sorted((str(info.get("name")), address) for address, info in workers.items()
-                   if info.get("host") == host) or [(str(worker.name), worker.address)]
-    index = [address for _, address in peers].index(worker.address) \
-        if any(a == worker.address for _, a in peers) else 0
+    peers = sorted(
+        (str(info.get("name")), address)
+        for address, info in workers.items()
+        if info.get("host") == host
+    ) or [(str(worker.name), worker.address)]
+    index = (
+        [address for _, address in peers].index(worker.address)
+        if any(a == worker.address for _, a in peers)
+        else 0
+    )
     slots = sum(workers[address]["nthreads"] for _, address in peers if address in workers)
     return index, max(1, slots or worker.state.nthreads)
 
@@ -175,13 +189,20 @@ def _execute(request):
             return 0
         try:
             papermill.execute_notebook(
-                request["notebook"], str(run_dir / "train.ipynb"), parameters=request["params"],
-                kernel_name=request["kernel"], cwd=request["cwd"],
-                execution_timeout=request.get("timeout"), progress_bar=False, log_output=False,
-                request_save_on_cell_execute=True, autosave_cell_every=10,
+                request["notebook"],
+                str(run_dir / "train.ipynb"),
+                parameters=request["params"],
+                kernel_name=request["kernel"],
+                cwd=request["cwd"],
+                execution_timeout=request.get("timeout"),
+                progress_bar=False,
+                log_output=False,
+                request_save_on_cell_execute=True,
+                autosave_cell_every=10,
                 # Every cell has run and the run's files are written: a graceful shutdown
                 # would only poll the kernel for a second more.
-                shutdown_kernel="immediate")
+                shutdown_kernel="immediate",
+            )
         except Exception as error:  # noqa: BLE001 - any failure of the run is recorded
             if rundir.read_status(run_dir).get("status") != "failed":
                 rundir.write_status(run_dir, "failed", _describe(error))

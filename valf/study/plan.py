@@ -64,19 +64,25 @@ def _check_local_source(study, name, parameter, rule):
     place = where(study.path, "experiments", name, "select", parameter)
     source = study.experiments.get(rule["experiment"])
     if source is None:
-        raise StudyError(f"{place}: no experiment {rule['experiment']!r} in this study; "
-                         f"experiments: {sorted(study.experiments)}.")
+        raise StudyError(
+            f"{place}: no experiment {rule['experiment']!r} in this study; "
+            f"experiments: {sorted(study.experiments)}."
+        )
     if parameter not in source["grid"]:
-        raise StudyError(f"{place}: experiment {rule['experiment']!r} does not vary "
-                         f"`{parameter}` in its grid, so there is nothing to choose from.")
+        raise StudyError(
+            f"{place}: experiment {rule['experiment']!r} does not vary "
+            f"`{parameter}` in its grid, so there is nothing to choose from."
+        )
 
 
 def _check_no_cycle(study, name, path):
     # Selections within the study must form a chain that ends: A may select from B, B from C.
     if name in path:
         chain = " -> ".join([*path, name])
-        raise StudyError(f"{where(study.path, 'experiments', path[0], 'select')}: experiments "
-                         f"select from each other in a circle ({chain}).")
+        raise StudyError(
+            f"{where(study.path, 'experiments', path[0], 'select')}: experiments "
+            f"select from each other in a circle ({chain})."
+        )
     for rule in study.experiments[name]["select"].values():
         if rule["study"] in (None, study.name):
             _check_no_cycle(study, rule["experiment"], [*path, name])
@@ -93,16 +99,19 @@ def _resolve(study, name, combination, selected, check_only=False):
     experiment = study.experiments[name]
     params = {**study.defaults, **experiment["fixed"], **combination}
     params.update({k: v for k, v in selected.items() if v is not None})
-    params.update(runs_root=str(study.runs_root), dataset=study.data["dataset"],
-                  data_root=study.data["root"], synthetic=study.data["synthetic"])
+    params.update(
+        runs_root=str(study.runs_root),
+        dataset=study.data["dataset"],
+        data_root=study.data["root"],
+        synthetic=study.data["synthetic"],
+    )
     try:
         return resolve_parameters(params)
     except ParameterError as error:
         if check_only and any(f"`{p}`" in str(error) for p in selected):
             return None
         shown = ", ".join(f"{k}={v!r}" for k, v in combination.items())
-        raise StudyError(f"{where(study.path, 'experiments', name)} ({shown}): {error}") \
-            from None
+        raise StudyError(f"{where(study.path, 'experiments', name)} ({shown}): {error}") from None
 
 
 def expand(study, experiments=None):
@@ -136,8 +145,9 @@ def expand(study, experiments=None):
             selected = {p: choose_for(study, name, p, made[p], provisional) for p in made}
             params = _resolve(study, name, combination, selected)
             identity = run_id(params)
-            run = runs.setdefault(identity, PlannedRun(params, identity,
-                                                       rundir.run_directory(params)))
+            run = runs.setdefault(
+                identity, PlannedRun(params, identity, rundir.run_directory(params))
+            )
             if name not in run.experiments:
                 run.experiments.append(name)
     return list(runs.values()), waiting

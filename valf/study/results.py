@@ -40,8 +40,7 @@ def _flat(value):
 
 
 def _run_row(run):
-    row = {"run_id": run.run_id, "experiments": ";".join(run.experiments),
-           "status": run.status}
+    row = {"run_id": run.run_id, "experiments": ";".join(run.experiments), "status": run.status}
     row.update({name: _flat(value) for name, value in run.params.items()})
     status = rundir.read_status(run.run_dir)
     row["error"] = status.get("error")
@@ -52,14 +51,18 @@ def _run_row(run):
     environment_path = run.run_dir / "environment.json"
     if environment_path.is_file():
         environment = json.loads(environment_path.read_text())
-        row.update({
-            "python_version": environment.get("python"),
-            **{f"{name}_version": version
-               for name, version in (environment.get("packages") or {}).items()},
-            "valf_git_commit": environment.get("git_commit"),
-            "keras_backend": environment.get("keras_backend"),
-            "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
-        })
+        row.update(
+            {
+                "python_version": environment.get("python"),
+                **{
+                    f"{name}_version": version
+                    for name, version in (environment.get("packages") or {}).items()
+                },
+                "valf_git_commit": environment.get("git_commit"),
+                "keras_backend": environment.get("keras_backend"),
+                "device": ", ".join(environment.get("gpus") or []) or environment.get("cpu"),
+            }
+        )
     row["run_dir"] = str(run.run_dir.resolve())  # readers (book pages) run elsewhere
     return row
 
@@ -98,8 +101,10 @@ def write_results(study_file, runs_root="runs", out="results"):
     tables = collect(study_file, runs_root)
     folder = Path(out) / tables["study"].name
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [rundir.write_atomic(folder / f"{name}.parquet", tables[name].to_parquet(index=False))
-             for name in _TABLES]
+    paths = [
+        rundir.write_atomic(folder / f"{name}.parquet", tables[name].to_parquet(index=False))
+        for name in _TABLES
+    ]
     paths.append(rundir.write_atomic(folder / "runs.csv", tables["runs"].to_csv(index=False)))
     paths.append(rundir.write_json(folder / "selections.json", tables["selections"]))
     return paths
@@ -111,7 +116,8 @@ def load_results(study_name, out="results"):
     if not (folder / "runs.parquet").is_file():
         raise FileNotFoundError(
             f"No results for study {study_name!r} in {folder}. Run `valf sweep {study_name}` "
-            f"and `valf results {study_name}` first.")
+            f"and `valf results {study_name}` first."
+        )
     tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
     tables["selections"] = json.loads((folder / "selections.json").read_text())
     return tables

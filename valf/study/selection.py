@@ -36,9 +36,13 @@ def selections(study):
 
 def selection_tables(study):
     """:func:`selections` as plain values (no tuple-keyed ``chosen``), for JSON files."""
-    return {experiment: {parameter: {k: v for k, v in made.items() if k != "chosen"}
-                         for parameter, made in chosen.items()}
-            for experiment, chosen in selections(study).items()}
+    return {
+        experiment: {
+            parameter: {k: v for k, v in made.items() if k != "chosen"}
+            for parameter, made in chosen.items()
+        }
+        for experiment, chosen in selections(study).items()
+    }
 
 
 def _source_study(study, rule):
@@ -54,26 +58,40 @@ def make_selection(study, parameter, rule):
     """
     source = _source_study(study, rule)
     if rule["experiment"] not in source.experiments:
-        raise StudyError(f"{source.path}: no experiment {rule['experiment']!r} to select from; "
-                         f"experiments: {sorted(source.experiments)}.")
+        raise StudyError(
+            f"{source.path}: no experiment {rule['experiment']!r} to select from; "
+            f"experiments: {sorted(source.experiments)}."
+        )
     # Only the source experiment: expanding all of them would come back here.
     runs, source_waiting = source.expand([rule["experiment"]])
     members = [r for r in runs if rule["experiment"] in r.experiments]
     missing = [r for r in members if not rundir.is_done(r.run_dir)]
-    if missing or not members or any(w.experiment == rule["experiment"]
-                                     for w in source_waiting):
-        hint = (f"run `valf sweep {source.path}` first" if source is not study
-                else "the sweep runs it first")
-        raise NotReady(f"selects from {source.name}/{rule['experiment']}, which has "
-                       f"{len(members) - len(missing)} of {len(members)} runs done; {hint}.",
-                       source.name, rule["experiment"])
-    candidates = [check_parameter(parameter, v)
-                  for v in source.experiments[rule["experiment"]]["grid"][parameter]]
+    if missing or not members or any(w.experiment == rule["experiment"] for w in source_waiting):
+        hint = (
+            f"run `valf sweep {source.path}` first"
+            if source is not study
+            else "the sweep runs it first"
+        )
+        raise NotReady(
+            f"selects from {source.name}/{rule['experiment']}, which has "
+            f"{len(members) - len(missing)} of {len(members)} runs done; {hint}.",
+            source.name,
+            rule["experiment"],
+        )
+    candidates = [
+        check_parameter(parameter, v)
+        for v in source.experiments[rule["experiment"]]["grid"][parameter]
+    ]
     rows = []
     for run in members:
         metrics = json.loads((run.run_dir / "metrics.json").read_text())
-        rows.append((tuple(_key(run.params[b]) for b in rule["by"]), run.params[parameter],
-                     metrics[rule["metric"]]))
+        rows.append(
+            (
+                tuple(_key(run.params[b]) for b in rule["by"]),
+                run.params[parameter],
+                metrics[rule["metric"]],
+            )
+        )
     return choose(parameter, rule, candidates, rows, f"{source.name}/{rule['experiment']}")
 
 
@@ -85,7 +103,8 @@ def choose_for(study, experiment, parameter, made, params):
         raise StudyError(
             f"{where(study.path, 'experiments', experiment, 'select', parameter)}: the source "
             f"runs have no group {dict(zip(rule['by'], group))}; they have "
-            f"{list(made['chosen'])}.")
+            f"{list(made['chosen'])}."
+        )
     return made["chosen"][group]
 
 
@@ -112,13 +131,25 @@ def choose(parameter, rule, candidates, rows, source):
             if not scores:
                 continue
             mean = float(np.mean(scores))
-            table.append({**dict(zip(rule["by"], group)), parameter: value,
-                          f"mean_{rule['metric']}": mean, "runs": len(scores)})
+            table.append(
+                {
+                    **dict(zip(rule["by"], group)),
+                    parameter: value,
+                    f"mean_{rule['metric']}": mean,
+                    "runs": len(scores),
+                }
+            )
             if best is None or mean > best[1]:
                 best = (value, mean)
         chosen[group] = best[0]
         for row in table:
             if all(row.get(b) == g for b, g in zip(rule["by"], group)):
                 row["chosen"] = _key(row[parameter]) == _key(best[0])
-    return {"parameter": parameter, "metric": rule["metric"], "by": rule["by"],
-            "source": source, "table": table, "chosen": chosen}
+    return {
+        "parameter": parameter,
+        "metric": rule["metric"],
+        "by": rule["by"],
+        "source": source,
+        "table": table,
+        "chosen": chosen,
+    }

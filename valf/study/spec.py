@@ -55,8 +55,7 @@ from valf.run.parameters import PARAMETERS, ParameterError, check_parameter, res
 
 __all__ = ["SELECTION_METRICS", "Study", "StudyError", "find_study_file", "load_study"]
 
-_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments",
-             "book"}
+_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments", "book"}
 _EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
 _DATA_KEYS = {"dataset", "root", "synthetic"}
 _SELECT_KEYS = {"study", "experiment", "metric", "by"}
@@ -124,7 +123,8 @@ class Study:
 
     @property
     def directory(self):
-        """Where the study keeps its own files (manifest, sweep lock): ``<runs_root>/_studies/<name>``."""
+        """Where the study keeps its own files (manifest, sweep lock):
+        ``<runs_root>/_studies/<name>``."""
         return self.runs_root / "_studies" / self.name
 
     def __repr__(self):
@@ -142,8 +142,9 @@ def find_study_file(name_or_path, studies_dir="studies"):
     if candidate.is_file():
         return candidate
     known = sorted(p.stem for p in Path(studies_dir).glob("*.yaml"))
-    raise StudyError(f"No study {name_or_path!r}: {candidate} does not exist. Known studies: "
-                     f"{known}.")
+    raise StudyError(
+        f"No study {name_or_path!r}: {candidate} does not exist. Known studies: {known}."
+    )
 
 
 def load_study(path, runs_root="runs"):
@@ -177,8 +178,10 @@ def _extended(path, spec, seen):
         return spec
     name, chain = str(spec["extends"]), (*seen, str(spec.get("name")))
     if name in chain:
-        raise StudyError(f"{where(path, 'extends')}: studies extend each other in a circle "
-                         f"({' -> '.join([*chain, name])}).")
+        raise StudyError(
+            f"{where(path, 'extends')}: studies extend each other in a circle "
+            f"({' -> '.join([*chain, name])})."
+        )
     base_path = find_study_file(name, path.parent)
     base = _extended(base_path, _read_yaml(base_path), chain)
     if not isinstance(base, dict):
@@ -193,46 +196,54 @@ def _checked(path, spec, runs_root):
     if not isinstance(spec, dict):
         raise StudyError(f"{path} must hold a mapping with keys {sorted(_TOP_KEYS)}.")
     # Top-level keys starting with "x-" hold YAML anchors for reuse (as in Docker Compose).
-    _check_keys(path, {k: v for k, v in spec.items() if not str(k).startswith("x-")},
-                _TOP_KEYS, ())
+    _check_keys(path, {k: v for k, v in spec.items() if not str(k).startswith("x-")}, _TOP_KEYS, ())
     for key in ("name", "data", "experiments"):
         if key not in spec:
             raise StudyError(f"{where(path)} lacks the key `{key}`.")
     experiments = spec["experiments"]
     if not isinstance(experiments, dict) or not experiments:
-        raise StudyError(f"{where(path, 'experiments')} must map experiment names to their "
-                         "grids.")
+        raise StudyError(f"{where(path, 'experiments')} must map experiment names to their grids.")
     return Study(
-        path=path, runs_root=runs_root, name=str(spec["name"]),
+        path=path,
+        runs_root=runs_root,
+        name=str(spec["name"]),
         title=str(spec.get("title", spec["name"])),
-        description=str(spec.get("description", "")).strip(), book=spec.get("book") or {},
+        description=str(spec.get("description", "")).strip(),
+        book=spec.get("book") or {},
         data=_check_data(path, spec["data"]),
         defaults=_check_parameters(path, spec.get("defaults") or {}, ("defaults",)),
-        experiments={str(name): _check_experiment(path, str(name), value)
-                     for name, value in experiments.items()})
+        experiments={
+            str(name): _check_experiment(path, str(name), value)
+            for name, value in experiments.items()
+        },
+    )
 
 
 def _check_keys(path, mapping, allowed, keys):
     unknown = sorted(set(mapping) - allowed)
     if unknown:
-        raise StudyError(f"{where(path, *keys)}: unknown key(s) {unknown}; valid keys are "
-                         f"{sorted(allowed)}.")
+        raise StudyError(
+            f"{where(path, *keys)}: unknown key(s) {unknown}; valid keys are {sorted(allowed)}."
+        )
 
 
 def _check_data(path, data):
     if not isinstance(data, dict):
-        raise StudyError(f"{where(path, 'data')} must be a mapping with keys "
-                         f"{sorted(_DATA_KEYS)}.")
+        raise StudyError(f"{where(path, 'data')} must be a mapping with keys {sorted(_DATA_KEYS)}.")
     _check_keys(path, data, _DATA_KEYS, ("data",))
     if "dataset" not in data or "root" not in data:
         raise StudyError(f"{where(path, 'data')} needs `dataset` and `root`.")
     try:
-        resolved = resolve_parameters(dataset=data["dataset"], data_root=data["root"],
-                                      synthetic=data.get("synthetic"))
+        resolved = resolve_parameters(
+            dataset=data["dataset"], data_root=data["root"], synthetic=data.get("synthetic")
+        )
     except ParameterError as error:
         raise StudyError(f"{where(path, 'data')}: {error}") from None
-    return {"dataset": resolved["dataset"], "root": resolved["data_root"],
-            "synthetic": resolved["synthetic"]}
+    return {
+        "dataset": resolved["dataset"],
+        "root": resolved["data_root"],
+        "synthetic": resolved["synthetic"],
+    }
 
 
 def _check_parameters(path, mapping, keys):
@@ -241,8 +252,10 @@ def _check_parameters(path, mapping, keys):
         raise StudyError(f"{where(path, *keys)} must be a mapping of run parameters.")
     reserved = sorted(set(mapping) & RESERVED)
     if reserved:
-        raise StudyError(f"{where(path, *keys)}: {reserved} are set by the `data` block or the "
-                         "sweep, not by run parameters.")
+        raise StudyError(
+            f"{where(path, *keys)}: {reserved} are set by the `data` block or the "
+            "sweep, not by run parameters."
+        )
     for name, value in mapping.items():
         try:
             check_parameter(name, value)
@@ -255,23 +268,31 @@ def _check_experiment(path, name, value):
     keys = ("experiments", name)
     value = {} if value is None else value
     if not isinstance(value, dict):
-        raise StudyError(f"{where(path, *keys)} must be a mapping with keys "
-                         f"{sorted(_EXPERIMENT_KEYS)}.")
+        raise StudyError(
+            f"{where(path, *keys)} must be a mapping with keys {sorted(_EXPERIMENT_KEYS)}."
+        )
     _check_keys(path, value, _EXPERIMENT_KEYS, keys)
     grid = _check_grid(path, value.get("grid") or {}, keys)
     fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
     twice = sorted(set(fixed) & set(grid))
     if twice:
-        raise StudyError(f"{where(path, *keys)}: {twice} given both in `fixed` and in `grid`; "
-                         "set each parameter in one place.")
+        raise StudyError(
+            f"{where(path, *keys)}: {twice} given both in `fixed` and in `grid`; "
+            "set each parameter in one place."
+        )
     select = value.get("select") or {}
     if not isinstance(select, dict):
         raise StudyError(f"{where(path, *keys, 'select')} must map parameters to selections.")
-    checked_select = {parameter: _check_select(path, (*keys, "select", parameter), parameter,
-                                               rule, grid, fixed)
-                      for parameter, rule in select.items()}
-    return {"description": str(value.get("description", "")).strip(), "fixed": fixed,
-            "grid": grid, "select": checked_select}
+    checked_select = {
+        parameter: _check_select(path, (*keys, "select", parameter), parameter, rule, grid, fixed)
+        for parameter, rule in select.items()
+    }
+    return {
+        "description": str(value.get("description", "")).strip(),
+        "fixed": fixed,
+        "grid": grid,
+        "select": checked_select,
+    }
 
 
 def _check_grid(path, grid, keys):
@@ -279,8 +300,10 @@ def _check_grid(path, grid, keys):
         raise StudyError(f"{where(path, *keys, 'grid')} must map parameters to lists.")
     for parameter, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise StudyError(f"{where(path, *keys, 'grid', parameter)} must be a non-empty list "
-                             f"of values, received {values!r}.")
+            raise StudyError(
+                f"{where(path, *keys, 'grid', parameter)} must be a non-empty list "
+                f"of values, received {values!r}."
+            )
         for item in values:
             _check_parameters(path, {parameter: item}, (*keys, "grid"))
     return grid
@@ -288,23 +311,35 @@ def _check_grid(path, grid, keys):
 
 def _check_select(path, place, parameter, rule, grid, fixed):
     if parameter not in PARAMETERS or parameter in RESERVED:
-        raise StudyError(f"{where(path, *place)}: `{parameter}` is not a run parameter a study "
-                         f"can set; valid: {sorted(set(PARAMETERS) - RESERVED)}.")
+        raise StudyError(
+            f"{where(path, *place)}: `{parameter}` is not a run parameter a study "
+            f"can set; valid: {sorted(set(PARAMETERS) - RESERVED)}."
+        )
     if parameter in grid or parameter in fixed:
-        raise StudyError(f"{where(path, *place)}: `{parameter}` is selected, so it cannot also "
-                         "be in `grid` or `fixed`.")
+        raise StudyError(
+            f"{where(path, *place)}: `{parameter}` is selected, so it cannot also "
+            "be in `grid` or `fixed`."
+        )
     if not isinstance(rule, dict):
-        raise StudyError(f"{where(path, *place)} must be a mapping with keys "
-                         f"{sorted(_SELECT_KEYS)}.")
+        raise StudyError(
+            f"{where(path, *place)} must be a mapping with keys {sorted(_SELECT_KEYS)}."
+        )
     _check_keys(path, rule, _SELECT_KEYS, place)
     if "experiment" not in rule or "metric" not in rule:
         raise StudyError(f"{where(path, *place)} needs `experiment` and `metric`.")
     if rule["metric"] not in SELECTION_METRICS:
-        raise StudyError(f"{where(path, *place, 'metric')} must be one of "
-                         f"{list(SELECTION_METRICS)}, received {rule['metric']!r}.")
+        raise StudyError(
+            f"{where(path, *place, 'metric')} must be one of "
+            f"{list(SELECTION_METRICS)}, received {rule['metric']!r}."
+        )
     by = rule.get("by") or []
     if not isinstance(by, list) or any(b not in PARAMETERS for b in by):
-        raise StudyError(f"{where(path, *place, 'by')} must be a list of run parameters, "
-                         f"received {by!r}.")
-    return {"study": rule.get("study"), "experiment": str(rule["experiment"]),
-            "metric": rule["metric"], "by": list(by)}
+        raise StudyError(
+            f"{where(path, *place, 'by')} must be a list of run parameters, received {by!r}."
+        )
+    return {
+        "study": rule.get("study"),
+        "experiment": str(rule["experiment"]),
+        "metric": rule["metric"],
+        "by": list(by),
+    }

@@ -59,9 +59,11 @@ class SweepSummary:
         return 1 if self.failed or self.waiting else 0
 
     def report(self):
-        lines = [f"study {self.study}: {self.planned} runs planned, {self.skipped} complete "
-                 f"before this sweep, {len(self.ok)} ran now, {len(self.failed)} failed "
-                 f"({self.seconds:.0f} s)."]
+        lines = [
+            f"study {self.study}: {self.planned} runs planned, {self.skipped} complete "
+            f"before this sweep, {len(self.ok)} ran now, {len(self.failed)} failed "
+            f"({self.seconds:.0f} s)."
+        ]
         for failure in self.failed:
             lines.append(f"  FAILED {failure['run_id']}: {failure['error']}")
             lines.append(f"         see {failure['notebook']} and {failure.get('log')}")
@@ -87,14 +89,30 @@ def default_workers(runs_per_gpu=1):
     gpus = gpu_count()
     if gpus:
         return gpus * runs_per_gpu
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
-def sweep(study_file, runs_root="runs", *, workers=None, scheduler=None, runs_per_gpu=1,
-          threads=None, timeout=None, dry_run=False, kernel=DEFAULT_KERNEL,
-          notebook=DEFAULT_NOTEBOOK, experiments=None, run_ids=None, force=False,
-          progress=True, backend=None, out=None):
+def sweep(
+    study_file,
+    runs_root="runs",
+    *,
+    workers=None,
+    scheduler=None,
+    runs_per_gpu=1,
+    threads=None,
+    timeout=None,
+    dry_run=False,
+    kernel=DEFAULT_KERNEL,
+    notebook=DEFAULT_NOTEBOOK,
+    experiments=None,
+    run_ids=None,
+    force=False,
+    progress=True,
+    backend=None,
+    out=None,
+):
     """Run every incomplete run of a study; return a :class:`SweepSummary`.
 
     Parameters
@@ -146,26 +164,36 @@ def sweep(study_file, runs_root="runs", *, workers=None, scheduler=None, runs_pe
     _check_kernel(kernel)
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
-        raise StudyError(f"No training notebook at {notebook}; run from the project root or "
-                         "pass --notebook.")
-    request = {"notebook": str(notebook), "kernel": kernel, "timeout": timeout,
-               "cwd": str(Path.cwd()), "threads": threads, "backend": backend,
-               "runs_per_gpu": runs_per_gpu if gpu_count() and not scheduler else None}
+        raise StudyError(
+            f"No training notebook at {notebook}; run from the project root or pass --notebook."
+        )
+    request = {
+        "notebook": str(notebook),
+        "kernel": kernel,
+        "timeout": timeout,
+        "cwd": str(Path.cwd()),
+        "threads": threads,
+        "backend": backend,
+        "runs_per_gpu": runs_per_gpu if gpu_count() and not scheduler else None,
+    }
     lock = _lock(study)
     try:
         from valf.data.prepare import prepare_dataset
 
         # Once, before any run: generate the embedded set or check the real release, so a
         # missing data set stops the sweep here and parallel runs never race to generate it.
-        prepare_dataset(study.data["dataset"], study.data["root"], study.data["synthetic"],
-                        progress=progress)
+        prepare_dataset(
+            study.data["dataset"], study.data["root"], study.data["synthetic"], progress=progress
+        )
         if force:
             for run in chosen(study.expand()[0]):
                 shutil.rmtree(run.run_dir, ignore_errors=True)
-        _run_stages(study, chosen, summary, request, workers, scheduler, runs_per_gpu,
-                    progress, out)
-        summary.waiting = [w for w in summary.waiting
-                           if not experiments or w.experiment in experiments]
+        _run_stages(
+            study, chosen, summary, request, workers, scheduler, runs_per_gpu, progress, out
+        )
+        summary.waiting = [
+            w for w in summary.waiting if not experiments or w.experiment in experiments
+        ]
     finally:
         lock.release()
     summary.seconds = time.perf_counter() - started
@@ -177,11 +205,14 @@ def _check_request(study, experiments, force, run_ids):
     if experiments:
         unknown = sorted(set(experiments) - set(study.experiments))
         if unknown:
-            raise StudyError(f"No experiment(s) {unknown} in {study.path}; experiments: "
-                             f"{sorted(study.experiments)}.")
+            raise StudyError(
+                f"No experiment(s) {unknown} in {study.path}; experiments: "
+                f"{sorted(study.experiments)}."
+            )
     if force and not (experiments or run_ids):
-        raise StudyError("--force redoes complete runs, so it needs --experiment or --run to "
-                         "say which.")
+        raise StudyError(
+            "--force redoes complete runs, so it needs --experiment or --run to say which."
+        )
 
 
 def _chosen(study, runs, experiments, run_ids):
@@ -189,16 +220,24 @@ def _chosen(study, runs, experiments, run_ids):
         missing = sorted(set(run_ids) - {r.run_id for r in runs})
         if missing:
             raise StudyError(f"No run(s) {missing} in study {study.name}.")
-    return [r for r in runs if (not experiments or set(r.experiments) & set(experiments))
-            and (not run_ids or r.run_id in run_ids)]
+    return [
+        r
+        for r in runs
+        if (not experiments or set(r.experiments) & set(experiments))
+        and (not run_ids or r.run_id in run_ids)
+    ]
 
 
 def _dry_run(study, chosen, summary, out):
     import pandas as pd
 
     runs, waiting = study.expand()
-    table = pd.DataFrame([{"run_id": r.run_id, "experiments": ",".join(r.experiments),
-                           "status": r.status} for r in chosen(runs)])
+    table = pd.DataFrame(
+        [
+            {"run_id": r.run_id, "experiments": ",".join(r.experiments), "status": r.status}
+            for r in chosen(runs)
+        ]
+    )
     print(f"study {study.name} ({study.path}): {len(table)} runs", file=out)
     if len(table):
         print(table.to_string(index=False), file=out)
@@ -209,8 +248,7 @@ def _dry_run(study, chosen, summary, out):
     return summary
 
 
-def _run_stages(study, chosen, summary, request, workers, scheduler, runs_per_gpu, progress,
-                out):
+def _run_stages(study, chosen, summary, request, workers, scheduler, runs_per_gpu, progress, out):
     """Run what can run, then what the finished runs let be planned, until nothing is left."""
     client = cluster = None
     attempted = set()
@@ -222,8 +260,9 @@ def _run_stages(study, chosen, summary, request, workers, scheduler, runs_per_gp
             summary.planned = max(summary.planned, len(selected))
             if not attempted:
                 summary.skipped = sum(rundir.is_done(r.run_dir) for r in selected)
-            pending = [r for r in selected if not rundir.is_done(r.run_dir)
-                       and r.run_id not in attempted]
+            pending = [
+                r for r in selected if not rundir.is_done(r.run_dir) and r.run_id not in attempted
+            ]
             if not pending:
                 return
             if client is None:
@@ -245,7 +284,8 @@ def _check_kernel(kernel):
     except NoSuchKernel:
         raise StudyError(
             f"No Jupyter kernel named {kernel!r}. Register it with `valf install-kernel` (or "
-            "`make env`), or pass --kernel python3.") from None
+            "`make env`), or pass --kernel python3."
+        ) from None
 
 
 def _lock(study):
@@ -259,10 +299,13 @@ def _lock(study):
         lock.acquire(timeout=0)
     except Timeout:
         holder = info_path.read_text() if info_path.is_file() else "unknown"
-        raise StudyError(f"Another sweep of study {study.name!r} is running ({holder.strip()}); "
-                         f"wait for it, or stop it. Lock: {directory / '.sweep.lock'}") from None
-    rundir.write_json(info_path, {"pid": os.getpid(), "host": os.uname().nodename,
-                                  "started": rundir.now()})
+        raise StudyError(
+            f"Another sweep of study {study.name!r} is running ({holder.strip()}); "
+            f"wait for it, or stop it. Lock: {directory / '.sweep.lock'}"
+        ) from None
+    rundir.write_json(
+        info_path, {"pid": os.getpid(), "host": os.uname().nodename, "started": rundir.now()}
+    )
     return lock
 
 
@@ -273,16 +316,20 @@ def _client(workers, scheduler):
 
     if scheduler:
         return Client(scheduler), None
-    cluster = LocalCluster(n_workers=1, threads_per_worker=workers, processes=False,
-                           dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=1, threads_per_worker=workers, processes=False, dashboard_address=None
+    )
     return Client(cluster), cluster
 
 
 def _write_manifest(study, runs, waiting):
     record = {
-        "study": study.name, "study_file": str(study.path), "written": rundir.now(),
-        "runs": [{"run_id": r.run_id, "experiments": r.experiments, "params": r.params}
-                 for r in runs],
+        "study": study.name,
+        "study_file": str(study.path),
+        "written": rundir.now(),
+        "runs": [
+            {"run_id": r.run_id, "experiments": r.experiments, "params": r.params} for r in runs
+        ],
         "waiting": [w.__dict__ for w in waiting],
         "selections": study.selection_tables(),
     }
@@ -296,19 +343,32 @@ def _run_stage(client, study, pending, summary, request, progress, out):
     from valf.study.execute import execute_run
 
     cwd = Path(request["cwd"])
-    futures = [client.submit(execute_run, {**request, "run_dir": str(run.run_dir.resolve()),
-                                           "params": _absolute_paths(run.params, cwd)},
-                             key=f"run-{run.run_id}", pure=False)
-               for run in pending]
-    bar = tqdm(total=len(futures), unit="run", desc=f"sweep {study.name}", disable=not progress,
-               file=out)
+    futures = [
+        client.submit(
+            execute_run,
+            {
+                **request,
+                "run_dir": str(run.run_dir.resolve()),
+                "params": _absolute_paths(run.params, cwd),
+            },
+            key=f"run-{run.run_id}",
+            pure=False,
+        )
+        for run in pending
+    ]
+    bar = tqdm(
+        total=len(futures), unit="run", desc=f"sweep {study.name}", disable=not progress, file=out
+    )
     for future in as_completed(futures):
         try:
             result = future.result()
         except Exception as error:  # noqa: BLE001 - a worker lost too often, for instance
-            result = {"run_id": future.key.removeprefix("run-"), "status": "failed",
-                      "error": f"{type(error).__name__}: {error}",
-                      "notebook": "(the worker was lost)"}
+            result = {
+                "run_id": future.key.removeprefix("run-"),
+                "status": "failed",
+                "error": f"{type(error).__name__}: {error}",
+                "notebook": "(the worker was lost)",
+            }
         (summary.ok if result["status"] == "ok" else summary.failed).append(result)
         if result["status"] != "ok":
             bar.write(f"failed: {result['run_id']}: {result['error']}")
@@ -319,6 +379,9 @@ def _run_stage(client, study, pending, summary, request, progress, out):
 
 def _absolute_paths(params, cwd):
     # Workers may start elsewhere: give them absolute paths (the run id does not use these).
-    return {name: str((cwd / value).resolve())
-            if name in ("runs_root", "cache_dir") and isinstance(value, str) else value
-            for name, value in params.items()}
+    return {
+        name: str((cwd / value).resolve())
+        if name in ("runs_root", "cache_dir") and isinstance(value, str)
+        else value
+        for name, value in params.items()
+    }

@@ -528,6 +528,11 @@ def render_tile(superclass, subclass=None, resolution="20x", *, patient_id=1, im
     numpy.ndarray
         uint8 array (height, width, 3), RGB, before JPEG compression.
 
+    References
+    ----------
+    - Macenko, M. et al. (2009). A method for normalizing histology slides for quantitative
+      analysis. IEEE ISBI, 1107-1110. https://doi.org/10.1109/ISBI.2009.5193250
+
     Examples
     --------
     >>> tile = render_tile("scc", "md", "40x", patient_id=3, image_id=7, image_size=(60, 80))
