@@ -20,6 +20,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # torch) is the Keras backend of the runs; SWEEP_ARGS go to every sweep.
 STUDY      ?= quick
 ABLATIONS  ?= quick-ablations
+CV         ?= $(STUDY)-cv
 BACKEND    ?=
 SWEEP_ARGS ?=
 SWEEP      := $(BIN)/valf sweep $(if $(BACKEND),--backend $(BACKEND)) $(SWEEP_ARGS)
@@ -31,7 +32,7 @@ study: $(STAMP)
 
 # The book of whatever is complete; executes again only the pages whose inputs changed.
 book: $(STAMP)
-	$(BIN)/valf book --study $(STUDY) --ablations $(ABLATIONS)
+	$(BIN)/valf book --study $(STUDY) --ablations $(ABLATIONS) --cv $(CV)
 	@echo "Open _build/html/index.html"
 
 test: $(STAMP)

@@ -15,6 +15,8 @@ CHAPTERS = (
     "weights",
     "ablations",
     "reproducibility",
+    "api",
+    "bibliography",
 )
 
 
@@ -39,7 +41,8 @@ def write_studies(folder, data_dir):
         "experiments": {
             "main": {
                 "grid": {
-                    "loss": ["CCE", "CB", "DWFL", "VALF"],
+                    "loss": ["CCE", "FL", "DWFL", "VALF"],
+                    "rate": [0.01, 1.0],
                     "magnification": ["20x"],
                     "seed": [0, 1],
                 }
@@ -62,6 +65,7 @@ def write_studies(folder, data_dir):
                     "alpha": {"experiment": "alpha-cv", "metric": "val_f1", "by": ["magnification"]}
                 },
             },
+            "baselines": {"grid": {"loss": ["CB"], "seed": [0]}},
         },
     }
     for spec in (main, ablations):

@@ -1,6 +1,8 @@
 """The built book in a real browser (headless Chromium through Selenium): pages load, no image is
 broken, the equations are typeset by the local MathJax, the results table has a row per backbone
-and loss; a screenshot of each page is kept.
+and method with AUC and ECE, both readings of VALF are compared with FL and CCE, the errors page
+has its reliability figure and Fig. 4 check, the method page its choices; a screenshot of each
+page is kept.
 
 Needs Debian's ``chromium`` and ``chromium-driver``. Without them the test is skipped, unless
 ``VALF_REQUIRE_BROWSER`` is set (CI sets it, after installing them), when it fails.
@@ -25,7 +27,14 @@ if not (CHROMIUM and DRIVER):
         raise RuntimeError(message + " (VALF_REQUIRE_BROWSER is set)")
     pytest.skip(message, allow_module_level=True)
 
-PAGES = ("index.html", "book/method.html", "book/results.html", "book/ablations.html")
+PAGES = (
+    "index.html",
+    "book/method.html",
+    "book/results.html",
+    "book/errors.html",
+    "book/weights.html",
+    "book/ablations.html",
+)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +120,39 @@ def test_the_results_table_has_a_row_per_backbone_and_loss(browser, site, book_h
         const table = Array.from(document.querySelectorAll('table'))
             .find(t => t.innerText.includes('Precision') && t.innerText.includes('seeds'));
         return Array.from(table.querySelectorAll('tbody tr')).map(r => r.innerText);""")
-    assert len(rows) == 4  # SmallCNN x (CCE, CB, DWFL, VALF) x 20x
-    for loss in ("CCE", "CB", "DWFL", "VALF"):
-        assert sum(loss in row.split() for row in rows) == 1, loss
+    assert len(rows) == 5  # SmallCNN x (CCE, FL, DWFL, VALF at r = 0.01 and r = 1) x 20x
+    for method in ("CCE", "FL", "DWFL", "VALF (r=0.01)", "VALF (r=1)"):
+        assert sum(f"\t{method}\t" in f"\t{row}\t" for row in rows) == 1, method
+    header = browser.execute_script("""
+        const table = Array.from(document.querySelectorAll('table'))
+            .find(t => t.innerText.includes('Precision') && t.innerText.includes('seeds'));
+        return table.querySelector('thead').innerText;""")
+    for column in ("AUC", "ECE", "F1 (eq. 12)", "F1 of means"):
+        assert column in header, column
+
+
+def _text(browser):
+    return browser.execute_script("return document.body.innerText")
+
+
+def test_both_readings_of_valf_are_compared_with_fl_and_cce(browser, site):
+    open_page(browser, f"{site}/book/results.html")
+    text = _text(browser)
+    for reading in ("VALF (r=0.01)", "VALF (r=1)"):
+        for comparator in ("FL", "CCE"):
+            assert f"{reading} − {comparator}" in text or (reading in text and comparator in text)
+    assert "Holm" in text and "detects a true difference in macro-F1 of" in text
+
+
+def test_errors_page_has_calibration_and_the_fig4_check(browser, site):
+    open_page(browser, f"{site}/book/errors.html")
+    text = _text(browser)
+    assert "SCC recall under VALF is about 1.00" in text and "Calibration" in text
+    assert browser.execute_script("return document.images.length") >= 2
+
+
+def test_the_method_page_states_the_choices(browser, site):
+    open_page(browser, f"{site}/book/method.html")
+    text = _text(browser)
+    for choice in ("ConvNeXtTiny", "ReduceLROnPlateau", "GridDistortion", "DWFL", "WCCE"):
+        assert choice in text[text.index("Choices where the paper is silent") :], choice

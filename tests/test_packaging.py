@@ -37,6 +37,16 @@ def _imported_names(text):
     return names
 
 
+def _cells(cells):
+    # Cell options, IPython magics and shell escapes are not Python.
+    return "\n".join(
+        line
+        for cell in cells
+        for line in cell.splitlines()
+        if not line.lstrip().startswith((":", "%", "!"))
+    )
+
+
 def _python_sources():
     for path in [
         *ROOT.glob("valf/**/*.py"),
@@ -46,22 +56,23 @@ def _python_sources():
     ]:
         yield str(path.relative_to(ROOT)), path.read_text()
     for page in ROOT.glob("book/*.md"):
-        cells = re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", page.read_text(), re.S | re.M)
-        yield str(page.relative_to(ROOT)), "\n".join(cells)
+        pattern = r"^```\{code-cell\}[^\n]*\n(.*?)^```"
+        yield (
+            str(page.relative_to(ROOT)),
+            _cells(re.findall(pattern, page.read_text(), re.S | re.M)),
+        )
     notebook = json.loads((ROOT / "notebooks" / "train.ipynb").read_text())
-    cells = ["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]
-    yield "notebooks/train.ipynb", "\n".join(cells)
+    yield (
+        "notebooks/train.ipynb",
+        _cells(["".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"]),
+    )
 
 
 def test_every_imported_package_is_declared_and_pinned():
     declared = {_distribution(r) for r in pyproject_pins()}
     owners = packages_distributions()
     missing = {}
-    for where, text in _python_sources():
-        # Cell options, IPython magics and shell escapes are not Python.
-        code = "\n".join(
-            line for line in text.splitlines() if not line.lstrip().startswith((":", "%", "!"))
-        )
+    for where, code in _python_sources():
         for name in _imported_names(code) - set(sys.stdlib_module_names) - {"valf", "tests"}:
             distributions = {_distribution(d) for d in owners.get(name, [name])}
             if not distributions & declared:

@@ -221,10 +221,23 @@ def test_the_project_studies_load(path, tmp_path):
     assert study.name == path.stem
 
 
-def test_the_quick_study_is_every_loss_at_both_magnifications_with_three_seeds(tmp_path):
+def test_the_quick_study_is_the_paper_s_grid_with_both_readings_of_eq_7(tmp_path):
     runs, waiting = load_study(STUDIES / "quick.yaml", runs_root=tmp_path).expand()
-    assert not waiting and len(runs) == 8 * 2 * 3
+    assert not waiting and len(runs) == 6 * 2 * 3  # CCE, WCCE, FL, DWFL, VALF at two rates
     assert {r.params["dataset"] for r in runs} == {"synthetic"}
+    from valf.run.parameters import method_label
+
+    assert {method_label(r.params) for r in runs} == {
+        "CCE",
+        "WCCE",
+        "FL",
+        "DWFL",
+        "VALF (r=0.01)",
+        "VALF (r=1)",
+    }
+    # the cross-validated protocol: the same grid, every fold, every image tested once a seed
+    cv, _ = load_study(STUDIES / "quick-cv.yaml", runs_root=tmp_path).expand()
+    assert len(cv) == 36 * 5 and {r.params["split"] for r in cv} == {"kfold"}
 
 
 def test_the_command_line_rejects_a_typo_before_any_run(tmp_path, capsys):
@@ -273,7 +286,7 @@ def test_the_paper_takes_each_backbone_s_learning_rate_from_lr_selection(tmp_pat
         )
         rundir.mark_done(run.run_dir)
     runs, waiting = paper.expand()
-    assert not waiting and len(runs) == 5 * 5 * 2 * 3
+    assert not waiting and len(runs) == 5 * 6 * 2 * 3  # backbones x methods x mags x seeds
     assert {(r.params["backbone"], r.params["learning_rate"]) for r in runs} == {
         (b, best.get(b, 1e-4))
         for b in ("ResNet50", "EfficientNetV2B3", "DenseNet121", "InceptionV3", "ConvNeXtTiny")

@@ -83,7 +83,7 @@ def _results(args):
 def _book(args):
     from valf.report.build import build
 
-    build(study=args.study, ablations=args.ablations)
+    build(study=args.study, ablations=args.ablations, cv=args.cv)
 
 
 def _install_kernel(args):
@@ -232,6 +232,10 @@ def _add_book_command(commands):
     )
     book.add_argument("--study", help="main study shown (default: book/study.yml)")
     book.add_argument("--ablations", help="ablation study shown (default: book/study.yml)")
+    book.add_argument(
+        "--cv",
+        help="cross-validated protocol shown once it has complete runs (default: book/study.yml)",
+    )
     book.set_defaults(handler=_book)
 
 

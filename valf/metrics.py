@@ -14,8 +14,11 @@ __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "expected_calibration_error",
+    "f1_of_means",
     "macro_f1",
     "macro_f1_of_resamples",
+    "metric_of_resamples",
+    "one_vs_rest_accuracy",
 ]
 
 
@@ -45,6 +48,38 @@ def macro_f1(y_true, probabilities):
             zero_division=0,
         )
     )
+
+
+def f1_of_means(precision, recall):
+    """The harmonic mean of macro precision and macro recall, 2PR/(P+R) (0 when both are 0).
+
+    This is not macro-F1 (the mean of per-class F1, the study's ``f1``): it is never below it,
+    and it is what the VALF paper's F1 column holds (49 of its 50 rows equal 2PR/(P+R) of the
+    printed P and R). The study reports both.
+
+    Examples
+    --------
+    >>> round(f1_of_means(0.92, 0.87), 3)
+    0.894
+    """
+    precision, recall = float(precision), float(recall)
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def one_vs_rest_accuracy(y_true, probabilities):
+    """Mean over classes of the one-vs-rest accuracy: the VALF paper's eq. 9 as printed.
+
+    Every error is wrong for two one-vs-rest problems and right for the others, so for C
+    classes it is ``1 - 2 (1 - accuracy) / C``; for three classes it cannot go below 1/3.
+
+    Examples
+    --------
+    >>> one_vs_rest_accuracy([0, 1, 2], [[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    0.7777777777777778
+    """
+    y_true, probabilities, num_classes = _check(y_true, probabilities)
+    accuracy = float((probabilities.argmax(1) == y_true).mean())
+    return 1 - 2 * (1 - accuracy) / num_classes
 
 
 def confusion_matrix(y_true, probabilities, normalize="true"):
@@ -86,6 +121,50 @@ def expected_calibration_error(y_true, probabilities, n_bins=15):
     return round(float(error), 12)
 
 
+#: The metrics :func:`metric_of_resamples` computes from confusion counts.
+RESAMPLED_METRICS = ("accuracy", "precision", "recall", "f1", "f1_of_means", "ovr_accuracy")
+
+
+def metric_of_resamples(metric, y_true, predicted, indices, num_classes):
+    """A metric of many resamples at once: value b scores ``y_true[indices[b]]`` against
+    ``predicted[indices[b]]`` as :func:`classification_metrics` would.
+
+    ``metric`` is one of :data:`RESAMPLED_METRICS`: ordinary ``accuracy``, macro
+    ``precision``, ``recall`` and ``f1`` (a class never predicted nor present scores 0),
+    ``f1_of_means`` (2PR/(P+R) of macro P and R) and ``ovr_accuracy`` (mean one-vs-rest
+    accuracy).
+
+    Examples
+    --------
+    >>> y, p = np.array([0, 1, 1, 2]), np.array([0, 1, 2, 2])
+    >>> metric_of_resamples("accuracy", y, p, np.array([[0, 1, 2, 3], [0, 0, 1, 1]]), 3)
+    array([0.75, 1.  ])
+    """
+    if metric not in RESAMPLED_METRICS:
+        raise ValueError(f"`metric` must be one of {list(RESAMPLED_METRICS)}, received {metric!r}.")
+    true, guess = y_true[indices], predicted[indices]
+    classes = np.arange(num_classes)[:, None, None]
+    hits = ((true == classes) & (guess == classes)).sum(axis=2)  # (C, B)
+    actual, claimed = (true == classes).sum(axis=2), (guess == classes).sum(axis=2)
+    size = indices.shape[1]
+    if metric == "accuracy":
+        return hits.sum(axis=0) / size
+    if metric == "ovr_accuracy":
+        return 1 - 2 * (size - hits.sum(axis=0)) / (num_classes * size)
+    precision = np.divide(hits, claimed, out=np.zeros(hits.shape), where=claimed > 0)
+    recall = np.divide(hits, actual, out=np.zeros(hits.shape), where=actual > 0)
+    if metric == "precision":
+        return precision.mean(axis=0)
+    if metric == "recall":
+        return recall.mean(axis=0)
+    if metric == "f1_of_means":
+        p, r = precision.mean(axis=0), recall.mean(axis=0)
+        return np.divide(2 * p * r, p + r, out=np.zeros(p.shape), where=p + r > 0)
+    support = actual + claimed
+    f1 = np.divide(2 * hits, support, out=np.zeros(hits.shape), where=support > 0)
+    return f1.mean(axis=0)
+
+
 def macro_f1_of_resamples(y_true, predicted, indices, num_classes):
     """Macro-F1 of many resamples at once: row b scores ``y_true[indices[b]]`` against
     ``predicted[indices[b]]``, as :func:`macro_f1` would (an absent class scores 0).
@@ -95,12 +174,7 @@ def macro_f1_of_resamples(y_true, predicted, indices, num_classes):
     >>> macro_f1_of_resamples(np.array([0, 1]), np.array([0, 0]), np.array([[0, 1], [0, 0]]), 2)
     array([0.33333333, 0.5       ])
     """
-    true, guess = y_true[indices], predicted[indices]
-    classes = np.arange(num_classes)[:, None, None]
-    hits = ((true == classes) & (guess == classes)).sum(axis=2)  # (C, B)
-    support = (true == classes).sum(axis=2) + (guess == classes).sum(axis=2)
-    f1 = np.divide(2 * hits, support, out=np.zeros(hits.shape), where=support > 0)
-    return f1.mean(axis=0)
+    return metric_of_resamples("f1", y_true, predicted, indices, num_classes)
 
 
 def bootstrap_interval(
@@ -136,11 +210,13 @@ def classification_metrics(
 ):
     """Every test metric of the study, as a flat dict of plain floats.
 
-    Keys: ``accuracy``, ``balanced_accuracy``, ``precision``, ``recall``,
-    ``f1`` (macro), ``auc`` (macro one-vs-rest; NaN when a class is absent),
-    ``ece``, ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 %; NaN with
-    ``bootstrap_resamples=0``), and per class
-    ``precision_<name>``, ``recall_<name>``, ``f1_<name>``.
+    Keys: ``accuracy`` (ordinary), ``ovr_accuracy`` (mean one-vs-rest accuracy, the VALF
+    paper's eq. 9 as printed), ``balanced_accuracy``, ``precision``, ``recall`` (macro),
+    ``f1`` (macro: the mean of per-class F1), ``f1_of_means`` (2PR/(P+R) of macro P and R:
+    the VALF paper's F1), ``auc`` (macro one-vs-rest; NaN when a class is absent), ``ece``,
+    ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 % over test images; NaN with
+    ``bootstrap_resamples=0``), and per class ``precision_<name>``, ``recall_<name>``,
+    ``f1_<name>``.
 
     References
     ----------
@@ -170,10 +246,12 @@ def classification_metrics(
         )
     result = {
         "accuracy": float(skm.accuracy_score(y_true, predicted)),
+        "ovr_accuracy": one_vs_rest_accuracy(y_true, probabilities),
         "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, predicted)),
         "precision": float(precision.mean()),
         "recall": float(recall.mean()),
         "f1": float(f1.mean()),
+        "f1_of_means": f1_of_means(precision.mean(), recall.mean()),
         "auc": float(auc),
         "ece": expected_calibration_error(y_true, probabilities),
         "f1_ci_low": low,

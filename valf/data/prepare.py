@@ -108,6 +108,9 @@ def split_frames(params):
         frame = lunghist700.official_split(frame)
     elif split == "patient":
         frame = lunghist700.patient_split(frame, seed=params["split_seed"])
+    elif split == "kfold":
+        frame = lunghist700.kfold_split(frame, params["n_folds"], params["fold"],
+                                        params["split_seed"])
     else:
         frame = lunghist700.cross_validation_split(
             lunghist700.official_split(frame), params["n_folds"], params["fold"],

@@ -17,12 +17,13 @@ SETTINGS_FILE = ROOT / "book" / "study.yml"
 ENVIRONMENT = {
     "study": "VALF_BOOK_STUDY",
     "ablations": "VALF_BOOK_ABLATIONS",
+    "cv": "VALF_BOOK_CV",
     "results": "VALF_BOOK_RESULTS",
     "runs_root": "VALF_BOOK_RUNS",
     "studies": "VALF_BOOK_STUDIES",
 }
 
-__all__ = ["BookStudy", "load", "settings"]
+__all__ = ["BookStudy", "load", "load_if_complete", "settings"]
 
 
 def settings(**overrides):
@@ -31,6 +32,7 @@ def settings(**overrides):
     values = {
         "study": "quick",
         "ablations": "quick-ablations",
+        "cv": "quick-cv",
         "results": "results",
         "runs_root": "runs",
         "studies": "studies",
@@ -53,6 +55,7 @@ class BookStudy:
     history: object
     class_weights: object
     predictions: object
+    comparisons: object
     selections: dict
     dataset: str
     data_root: str
@@ -94,7 +97,8 @@ class BookStudy:
 
 
 def load(which="study", **overrides):
-    """The tables of the book's main study (``which="study"``) or of its ablations."""
+    """The tables of the book's main study (``which="study"``), its ablations
+    (``"ablations"``) or its cross-validated protocol (``"cv"``)."""
     from valf.study.results import load_results
     from valf.study.spec import find_study_file, load_study
 
@@ -108,8 +112,19 @@ def load(which="study", **overrides):
         runs=tables["runs"],
         history=tables["history"],
         class_weights=tables["class_weights"],
+        comparisons=tables["comparisons"],
         predictions=tables["predictions"],
         selections=tables["selections"],
         dataset=study.data["dataset"],
         data_root=study.data["root"],
     )
+
+
+def load_if_complete(which, **overrides):
+    """:func:`load`, or None when the study has no results or no complete run yet (a larger
+    protocol the book shows once it has been run)."""
+    try:
+        loaded = load(which, **overrides)
+    except (FileNotFoundError, ValueError):
+        return None
+    return loaded if len(loaded.done) else None

@@ -112,7 +112,7 @@ def page_inputs(page, config):
     inputs.update({f"module {name}": path for name, path in modules.items()})
     if "valf.report.book" in modules:  # the page loads results
         inputs["book settings"] = ROOT / "book" / "study.yml"
-        for key in ("study", "ablations"):
+        for key in _shown(config):
             folder = ROOT / config["results"] / config[key]
             inputs.update({f"results {config[key]}/{p.name}": p for p in sorted(folder.glob("*"))})
             study_file = ROOT / config["studies"] / f"{config[key]}.yaml"
@@ -122,6 +122,15 @@ def page_inputs(page, config):
 
         inputs["paper table"] = PAPER_TABLE
     return inputs
+
+
+def _shown(config):
+    """The settings keys of the studies the book shows: main, ablations, and the
+    cross-validated protocol when its study file exists."""
+    keys = ["study", "ablations"]
+    if config.get("cv") and (ROOT / config["studies"] / f"{config['cv']}.yaml").is_file():
+        keys.append("cv")
+    return keys
 
 
 def _fingerprint(inputs, config):
@@ -189,7 +198,7 @@ def render_run_notebooks(runs, out):
     return written
 
 
-def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
+def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **overrides):
     """Collect the results of the studies shown and build the book; return the index path.
 
     ``output`` is the folder that receives ``_build`` (default: the project root);
@@ -200,8 +209,8 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
     from valf.study.results import write_results
     from valf.study.spec import find_study_file
 
-    config = settings(study=study, ablations=ablations, **overrides)
-    for key in ("study", "ablations"):
+    config = settings(study=study, ablations=ablations, cv=cv, **overrides)
+    for key in _shown(config):
         write_results(
             find_study_file(config[key], ROOT / config["studies"]),
             ROOT / config["runs_root"],
@@ -234,7 +243,7 @@ def build(study=None, ablations=None, output=None, out=sys.stdout, **overrides):
     print(" ".join(command), file=out, flush=True)
     subprocess.run(command, check=True, env=environment, cwd=ROOT)
     (build_dir / STAMP).write_text(json.dumps(keys, indent=1))  # only after a good build
-    for key in ("study", "ablations"):  # after the build: Sphinx owns _build/html
+    for key in _shown(config):  # after the build: Sphinx owns _build/html
         runs = pd.read_parquet(ROOT / config["results"] / config[key] / "runs.parquet")
         render_run_notebooks(runs, build_dir / "html" / "runs")
     index = build_dir / "html" / "index.html"

@@ -12,32 +12,69 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from valf.data.lunghist700 import CLASS_NAMES
-from valf.report.stats import mean_ci
 from valf.report.tables import SETTING, done, knob_order
 from valf.study.results import experiment_runs
 
 __all__ = [
     "plot_ablation",
+    "plot_comparisons",
     "plot_confusions",
     "plot_loss_curves",
-    "plot_paired",
+    "plot_reliability",
     "plot_update_replay",
     "plot_weight_trajectories",
 ]
 
 
-def plot_paired(paired, loss="VALF"):
-    """The paired differences of :func:`paired_comparison` with their intervals, one line per
-    setting; right of zero, ``loss`` is ahead."""
-    figure = Figure(figsize=(6.0, 0.45 * len(paired) + 1.2), layout="constrained")
+def plot_comparisons(comparisons):
+    """The pre-registered comparisons (:mod:`valf.study.comparisons`): each reading of VALF
+    minus FL and minus CCE, per setting, with its Holm-adjusted interval; right of zero,
+    VALF is ahead."""
+    figure = Figure(figsize=(6.4, 0.42 * len(comparisons) + 1.3), layout="constrained")
     ax = figure.subplots()
-    labels = [f"{r.backbone} · {r.magnification} (vs {r.baseline})" for r in paired.itertuples()]
-    y = np.arange(len(paired))[::-1]
-    halves = np.nan_to_num(paired["ci"].to_numpy(float), nan=0.0)
-    ax.errorbar(paired["difference"], y, xerr=halves, fmt="o", capsize=3)
+    labels = [
+        f"{r.loss} − {r.comparator} · {r.backbone} · {r.magnification}"
+        for r in comparisons.itertuples()
+    ]
+    y = np.arange(len(comparisons))[::-1]
+    low = comparisons["mean_diff"] - comparisons["ci_low"]
+    high = comparisons["ci_high"] - comparisons["mean_diff"]
+    ax.errorbar(comparisons["mean_diff"], y, xerr=[low, high], fmt="o", capsize=3)
     ax.axvline(0, color="0.5", linewidth=0.8)
-    ax.set_yticks(y, labels)
-    ax.set(xlabel=f"macro-F1 of {loss} minus the best other loss (95 % interval over seeds)")
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.set(xlabel="difference in macro-F1 (Holm-adjusted interval, seeds and test images)")
+    return figure
+
+
+def plot_reliability(predictions, runs, bins=10):
+    """Reliability diagram per method: the accuracy of the test predictions against their
+    confidence (the largest predicted probability), pooled over the method's runs, in
+    ``bins`` equal-width bins; the diagonal is perfect calibration, and the bar under each
+    point the share of predictions in its bin."""
+    complete = done(runs)[["run_id", "method"]]
+    test = predictions[predictions["split"] == "test"].merge(complete, on="run_id")
+    probability = test[[c for c in test.columns if c.startswith("prob_")]].to_numpy(float)
+    test = test.assign(
+        confidence=probability.max(axis=1),
+        correct=(test["predicted"] == test["label"]).astype(float),
+    )
+    methods = list(dict.fromkeys(complete["method"]))
+    figure = Figure(figsize=(2.3 * len(methods), 2.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(methods), sharey=True))
+    edges = np.linspace(0, 1, bins + 1)
+    for ax, method in zip(axes, methods):
+        part = test[test["method"] == method]
+        which = np.clip(np.digitize(part["confidence"], edges[1:-1], right=True), 0, bins - 1)
+        grouped = part.groupby(which)
+        centres = (edges[:-1] + edges[1:]) / 2
+        share = grouped.size().reindex(range(bins), fill_value=0) / max(len(part), 1)
+        ax.bar(centres, share, width=1 / bins, color="0.85", zorder=0)
+        accuracy = grouped["correct"].mean()
+        ax.plot(centres[accuracy.index], accuracy.to_numpy(), "o-", markersize=3, zorder=2)
+        ax.plot([0, 1], [0, 1], color="0.5", linewidth=0.8, linestyle=":", zorder=1)
+        ax.set(title=method, xlabel="confidence", xlim=(0, 1), ylim=(0, 1.02))
+        ax.title.set_fontsize("small")
+    axes[0].set_ylabel("accuracy (bars: share of images)")
     return figure
 
 
@@ -109,8 +146,8 @@ def plot_update_replay(class_weights, run_id, warmup_epochs, rates=(0.01, 0.1, 1
     return figure
 
 
-def plot_confusions(predictions, runs, backbone, losses=None):
-    """Row-normalised test confusion matrices, one per loss and magnification, pooled over
+def plot_confusions(predictions, runs, backbone, methods=None):
+    """Row-normalised test confusion matrices, one per method and magnification, pooled over
     seeds (the paper's Fig. 4)."""
     from sklearn.metrics import confusion_matrix
 
@@ -118,10 +155,10 @@ def plot_confusions(predictions, runs, backbone, losses=None):
 
     complete = done(runs)
     complete = complete[complete["backbone"] == backbone]
-    losses = list(losses or dict.fromkeys(complete["loss"]))
+    losses = list(methods or dict.fromkeys(complete["method"]))
     magnifications = sorted(complete["magnification"].unique())
     test = predictions[predictions["split"] == "test"].merge(
-        complete[["run_id", "loss", "magnification"]], on="run_id"
+        complete[["run_id", "method", "magnification"]], on="run_id"
     )
     figure = Figure(
         figsize=(2.1 * len(losses), 2.1 * len(magnifications) + 0.4), layout="constrained"
@@ -129,7 +166,7 @@ def plot_confusions(predictions, runs, backbone, losses=None):
     axes = np.atleast_2d(figure.subplots(len(magnifications), len(losses), squeeze=False))
     for i, magnification in enumerate(magnifications):
         for j, loss in enumerate(losses):
-            part = test[(test["loss"] == loss) & (test["magnification"] == magnification)]
+            part = test[(test["method"] == loss) & (test["magnification"] == magnification)]
             counts = confusion_matrix(
                 part["label"], part["predicted"], labels=list(range(len(CLASS_NAMES)))
             ).astype(float)
@@ -149,11 +186,11 @@ def plot_confusions(predictions, runs, backbone, losses=None):
     return figure
 
 
-def plot_weight_trajectories(class_weights, runs, loss="VALF"):
-    """Class weights per epoch of every ``loss`` run, mean over seeds with their range, one
-    panel per backbone and magnification."""
+def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
+    """Class weights per epoch of every run of ``method``, mean over seeds with their range,
+    one panel per backbone and magnification."""
     complete = done(runs)
-    complete = complete[complete["loss"] == loss]
+    complete = complete[complete["method"] == method]
     table = class_weights.merge(
         complete[["run_id", "backbone", "magnification", "seed"]], on="run_id"
     )
@@ -171,16 +208,19 @@ def plot_weight_trajectories(class_weights, runs, loss="VALF"):
             )
         ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
         ax.set(title=f"{setting[0]} · {setting[1]}", xlabel="epoch")
-    axes[0].set_ylabel(f"{loss} class weight")
+    axes[0].set_ylabel(f"{method}: class weight")
     axes[-1].legend(frameon=False, fontsize="small")
     return figure
 
 
-def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
+def plot_ablation(runs, table, experiment, knob, metric="f1", hue=None, title=None):
     """Test ``metric`` against the values of ``knob``: each seed's run (dots) and the mean with
-    its 95 % t-interval over seeds (the numbers of :func:`ablation_table`)."""
+    its 95 % interval, from the seeds and the test images (``table``, from
+    :func:`valf.report.tables.ablation_table`)."""
     part = done(experiment_runs(runs, experiment)).copy()
     part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
+    table = table.copy()
+    table[knob] = table[knob].astype(str)
     order = [str(v) for v in dict.fromkeys(part.sort_values(knob, key=knob_order)[knob])]
     position = {value: i for i, value in enumerate(order)}
     groups = list(part.groupby(hue, sort=False)) if hue else [(None, part)]
@@ -188,12 +228,20 @@ def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
     figure = Figure(figsize=(4.2, 3.0), layout="constrained")
     ax = figure.subplots()
     for (name, group), offset in zip(groups, offsets):
-        x, means, halves = [], [], []
+        rows = table if name is None else table[table[hue] == name]
+        rows = rows.set_index(knob)
+        x = [position[v] + offset for v in rows.index]
+        mean = rows[f"{metric}_mean"]
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[mean - rows[f"{metric}_low"], rows[f"{metric}_high"] - mean],
+            fmt="o",
+            capsize=3,
+            zorder=2,
+            label=None if name is None else str(name),
+        )
         for value, members in group.groupby(group[knob].astype(str), sort=False):
-            mean, half = mean_ci(members[metric])
-            x.append(position[value] + offset)
-            means.append(mean)
-            halves.append(0.0 if not np.isfinite(half) else half)
             ax.scatter(
                 np.full(len(members), position[value] + offset),
                 members[metric],
@@ -202,17 +250,8 @@ def plot_ablation(runs, experiment, knob, metric="f1", hue=None, title=None):
                 color="0.4",
                 zorder=1,
             )
-        ax.errorbar(
-            x,
-            means,
-            yerr=halves,
-            fmt="o",
-            capsize=3,
-            zorder=2,
-            label=None if name is None else str(name),
-        )
     ax.set_xticks(range(len(order)), order)
-    ax.set_ylim(0, 1.02)  # the metrics are fractions; a wide interval runs off the frame
+    ax.set_ylim(0, 1.02)  # the metrics are fractions
     ax.set(
         title=title or experiment,
         xlabel=knob,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["BACKBONES", "WeightsNotAvailable", "build_model", "small_cnn"]
+__all__ = ["BACKBONES", "PAPER_NAMES", "WeightsNotAvailable", "build_model", "small_cnn"]
 
 _WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -56,6 +56,17 @@ BACKBONES = {
         "mobilenet_v3",
     ),
     "SmallCNN": (None, "tf", None, None),
+}
+
+
+#: The VALF paper's name of each backbone it trains (its Table 2) -> this study's. The paper
+#: does not say which ConvNeXt; this study trains ConvNeXtTiny (METHOD.md, section 6).
+PAPER_NAMES = {
+    "ResNet50": "ResNet50",
+    "EfficientNetV2B3": "EfficientNetV2B3",
+    "DenseNet121": "DenseNet121",
+    "InceptionV3": "InceptionV3",
+    "ConvNeXt": "ConvNeXtTiny",
 }
 
 

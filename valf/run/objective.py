@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["build_loss", "class_weight_table", "reweighting_callback"]
+__all__ = ["build_loss", "class_weight_table", "reweighting_callback", "weight_reach"]
 
 
 def build_loss(params, class_counts):
@@ -112,3 +112,18 @@ def class_weight_table(loss, reweighting, class_names):
             }
         ]
     )
+
+
+def weight_reach(table):
+    """How far the adaptive weights spread: the largest over the smallest class weight at the
+    end of training (1: uniform), from :func:`class_weight_table`.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"epoch": [0, 1], "weight_A": [1, 1.5], "weight_B": [1, 0.5]})
+    >>> weight_reach(table)
+    3.0
+    """
+    last = table.sort_values("epoch").iloc[-1]
+    weights = last[[c for c in table.columns if c.startswith("weight_")]].astype(float)
+    return float(weights.max() / weights.min())

@@ -32,6 +32,7 @@ __all__ = [
     "ParameterError",
     "check_parameter",
     "from_namespace",
+    "method_label",
     "parameter_hash",
     "resolve_parameters",
     "run_id",
@@ -40,7 +41,8 @@ __all__ = [
 #: The losses a run can train with (METHOD.md section 2).
 LOSSES = ("CCE", "WCCE", "FL", "CB", "CEFL", "CEFL2", "DWFL", "VALF")
 DATASETS = ("synthetic", "lunghist700")
-SPLITS = ("official", "patient", "cv")
+SPLITS = ("official", "patient", "cv", "kfold")
+FOLDED_SPLITS = ("cv", "kfold")
 PRIORS = ("uniform", "inverse_frequency")
 SAMPLERS = ("none", "undersample", "oversample")
 
@@ -262,11 +264,12 @@ PARAMETERS = dict(
             "split",
             "official",
             _choice(*SPLITS),
-            "'official' patient split, seeded 'patient' split, or 'cv' folds of the training split",
+            "'official' patient split, seeded 'patient' split, 'cv' folds of the training split "
+            "(for choosing a parameter), or 'kfold': cross-validation over all patients",
         ),
-        _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the 'cv' folds"),
-        _p("fold", 0, _int_check(), "validation fold with split='cv'"),
-        _p("n_folds", 5, _int_check(2), "folds with split='cv'"),
+        _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the folds"),
+        _p("fold", 0, _int_check(), "the held-out fold with split='cv' or 'kfold'"),
+        _p("n_folds", 5, _int_check(2), "folds with split='cv' or 'kfold'"),
         _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
         _p(
             "imbalance_ratio",
@@ -398,7 +401,7 @@ def _normalise(p, given):
         p["synthetic"] = None
     elif p["synthetic"] is None:
         p["synthetic"] = dict(SYNTHETIC_DEFAULTS)
-    if p["split"] == "cv":
+    if p["split"] in FOLDED_SPLITS:
         if p["fold"] >= p["n_folds"]:
             raise ParameterError(
                 f"Parameter `fold` must be below `n_folds` ({p['n_folds']}), received {p['fold']}."
@@ -406,7 +409,7 @@ def _normalise(p, given):
     else:
         if p["fold"] != 0:
             raise ParameterError(
-                "Parameter `fold` applies only to split='cv'; "
+                "Parameter `fold` applies only to split='cv' or 'kfold'; "
                 f"received fold={p['fold']} with split={p['split']!r}."
             )
         p["n_folds"] = None
@@ -432,6 +435,21 @@ def parameter_hash(params):
     identity = {name: params[name] for name, spec in PARAMETERS.items() if spec.hashed}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()
+
+
+def method_label(params):
+    """How a run's training method is named in tables and figures: the loss, and for VALF the
+    rate of eq. 7, whose two readings (r = 0.01 on fractions, r = 1 the percentage reading)
+    are different methods.
+
+    Examples
+    --------
+    >>> method_label(resolve_parameters(loss="VALF", rate=1.0)), method_label({"loss": "FL"})
+    ('VALF (r=1)', 'FL')
+    """
+    if params["loss"] == "VALF":
+        return f"VALF (r={params['rate']:g})"
+    return params["loss"]
 
 
 def run_id(params):

@@ -145,7 +145,7 @@ def _run(params, run_dir, progress):
     from valf.data.prepare import prepare_dataset, split_frames
     from valf.run.evaluate import evaluate, tidy_history, write_outputs
     from valf.run.inputs import run_datasets
-    from valf.run.objective import class_weight_table, reweighting_callback
+    from valf.run.objective import class_weight_table, reweighting_callback, weight_reach
     from valf.run.state import BestWeightsCheckpoint, read_training_state
 
     _configure_runtime(params)
@@ -184,8 +184,11 @@ def _run(params, run_dir, progress):
     _restore_best(model, run_dir / "best.weights.h5")
     labels, probabilities, found = evaluate(model, datasets, frames, CLASS_NAMES, params["seed"])
     summary = _summary(params, history, checkpoint, first_epoch, fit_seconds)
+    weights = class_weight_table(loss, reweighting, CLASS_NAMES)
     result = {
         **found,
+        # How far VALF's or DWFL's weights moved apart: largest / smallest at the end.
+        "weight_reach": weight_reach(weights) if reweighting is not None else None,
         "val_loss_best": float(history["val_loss"].min()) if len(history) else None,
         **summary,
         **{f"n_train_{c}": int(n) for c, n in zip(CLASS_NAMES, counts)},
@@ -193,15 +196,7 @@ def _run(params, run_dir, progress):
         "n_val": len(labels["val"]),
         "n_test": len(labels["test"]),
     }
-    write_outputs(
-        run_dir,
-        frames,
-        labels,
-        probabilities,
-        result,
-        CLASS_NAMES,
-        class_weight_table(loss, reweighting, CLASS_NAMES),
-    )
+    write_outputs(run_dir, frames, labels, probabilities, result, CLASS_NAMES, weights)
     if not params["keep_weights"]:
         (run_dir / "best.weights.h5").unlink(missing_ok=True)
     return summary

@@ -6,11 +6,14 @@ returns pandas tables; :func:`write_results` writes them to
 
 =======================  ================================================================
 ``runs``                 one row per run: ``run_id``, ``experiments`` (``;``-joined),
-                         ``status``, every parameter, every metric, timing, ``<package>_version``
+                         ``status``, ``method`` (the loss, and VALF's rate), every
+                         parameter, every metric, timing, ``<package>_version``
                          of every recorded package, ``valf_git_commit``, ``device``
 ``history``              one row per run and epoch (history.csv)
 ``class_weights``        one row per run and epoch of the weighted losses
 ``predictions``          one row per run and validation/test image
+``comparisons``          the pre-registered comparisons of the main experiment
+                         (:mod:`valf.study.comparisons`; also as ``comparisons.csv``)
 ``selections.json``      the parameters chosen from other runs (learning rate, alpha)
 =======================  ================================================================
 
@@ -26,11 +29,12 @@ from pathlib import Path
 import pandas as pd
 
 from valf.run import rundir
+from valf.run.parameters import method_label
 from valf.study.spec import find_study_file, load_study
 
 __all__ = ["collect", "experiment_runs", "load_results", "write_results"]
 
-_TABLES = ("runs", "history", "class_weights", "predictions")
+_TABLES = ("runs", "history", "class_weights", "predictions", "comparisons")
 
 
 def _flat(value):
@@ -40,7 +44,12 @@ def _flat(value):
 
 
 def _run_row(run):
-    row = {"run_id": run.run_id, "experiments": ";".join(run.experiments), "status": run.status}
+    row = {
+        "run_id": run.run_id,
+        "experiments": ";".join(run.experiments),
+        "status": run.status,
+        "method": method_label(run.params),
+    }
     row.update({name: _flat(value) for name, value in run.params.items()})
     status = rundir.read_status(run.run_dir)
     row["error"] = status.get("error")
@@ -83,14 +92,18 @@ def collect(study_file, runs_root="runs"):
 
     Runs still waiting for a selection are not planned yet and have no row.
     """
+    from valf.study.comparisons import comparisons
+
     study = load_study(find_study_file(study_file), runs_root)
     runs, _ = study.expand()
     table = pd.DataFrame([_run_row(run) for run in runs])
+    predictions = _per_run(runs, "predictions.csv")
     return {
         "runs": table,
         "history": _per_run(runs, "history.csv"),
         "class_weights": _per_run(runs, "class_weights.csv"),
-        "predictions": _per_run(runs, "predictions.csv"),
+        "predictions": predictions,
+        "comparisons": comparisons(table, predictions),
         "selections": study.selection_tables(),
         "study": study,
     }
@@ -105,7 +118,9 @@ def write_results(study_file, runs_root="runs", out="results"):
         rundir.write_atomic(folder / f"{name}.parquet", tables[name].to_parquet(index=False))
         for name in _TABLES
     ]
-    paths.append(rundir.write_atomic(folder / "runs.csv", tables["runs"].to_csv(index=False)))
+    for name in ("runs", "comparisons"):
+        csv = tables[name].to_csv(index=False)
+        paths.append(rundir.write_atomic(folder / f"{name}.csv", csv))
     paths.append(rundir.write_json(folder / "selections.json", tables["selections"]))
     return paths
 
