@@ -82,6 +82,19 @@ SKILL = {
 RUNS, PREDICTIONS = make_study(SKILL)
 
 
+def test_seed_only_intervals_stay_within_what_the_metric_can_be():
+    runs = RUNS.copy()
+    # AUC near its ceiling and ECE near its floor, spread over seeds: mean +- t*se leaves [0, 1].
+    runs["auc"] = np.tile([0.999, 0.90, 0.995], len(runs) // 3 + 1)[: len(runs)]
+    runs["ece"] = np.tile([0.001, 0.09, 0.002], len(runs) // 3 + 1)[: len(runs)]
+    summary = tables.summary_table(runs, PREDICTIONS, n_resamples=50)
+    mean_auc = summary["auc_mean"].iloc[0]
+    assert mean_auc + 1.96 * 0.05 / np.sqrt(3) > 1  # the unclipped interval would pass 1
+    bounds = summary[[f"{m}_{end}" for m in ("auc", "ece") for end in ("low", "high")]]
+    assert ((bounds >= 0) & (bounds <= 1)).all().all()
+    assert (summary["ece_low"] == 0).any() and (summary["auc_high"] == 1).any()
+
+
 def test_summary_means_are_scikit_learn_s_and_the_intervals_hold_them():
     summary = tables.summary_table(RUNS, PREDICTIONS, n_resamples=200).set_index(
         ["backbone", "magnification", "method"]

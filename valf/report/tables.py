@@ -44,6 +44,7 @@ __all__ = [
     "read_environments",
     "read_fig4_claims",
     "read_paper_table",
+    "shown",
     "summary_table",
     "table2",
     "weight_reach_table",
@@ -74,6 +75,11 @@ def done(runs):
     return runs[runs["status"] == "done"]
 
 
+def shown(table, digits=3):
+    """A table as a page shows it: numbers rounded, without pandas' row numbers."""
+    return table.style.hide(axis="index").format(precision=digits, na_rep="–")
+
+
 def _group_row(part, predictions, metrics, n_resamples):
     """Means and 95 % intervals of one group of runs (its seeds, folds pooled)."""
     row = {"seeds": int(part["seed"].nunique()), "runs": len(part)}
@@ -100,8 +106,8 @@ def _group_row(part, predictions, metrics, n_resamples):
             row.update(
                 {
                     f"{metric}_mean": mean,
-                    f"{metric}_low": mean - half,
-                    f"{metric}_high": mean + half,
+                    f"{metric}_low": max(mean - half, 0.0),
+                    f"{metric}_high": min(mean + half, 1.0),
                 }
             )
     return row
