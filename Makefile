@@ -17,7 +17,8 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 # The studies `make study` runs; e.g. `make study STUDY=paper ABLATIONS=ablations` on a GPU
 # machine with LungHist700 (after `valf sweep lr-selection`). BACKEND (tensorflow, jax or
-# torch) is the Keras backend of the runs; SWEEP_ARGS go to every sweep.
+# torch) is the Keras backend of the runs; SWEEP_ARGS go to every sweep. ABLATIONS=none (or
+# empty) runs and shows no ablation study: `make study STUDY=own-data ABLATIONS=none`.
 STUDY      ?= quick
 ABLATIONS  ?= quick-ablations
 CV         ?= $(STUDY)-cv
@@ -27,12 +28,12 @@ SWEEP      := $(BIN)/valf sweep $(if $(BACKEND),--backend $(BACKEND)) $(SWEEP_AR
 
 study: $(STAMP)
 	$(SWEEP) $(STUDY)
-	$(SWEEP) $(ABLATIONS)
+	$(if $(filter-out none,$(ABLATIONS)),$(SWEEP) $(ABLATIONS))
 	$(MAKE) --no-print-directory book
 
 # The book of whatever is complete; executes again only the pages whose inputs changed.
 book: $(STAMP)
-	$(BIN)/valf book --study $(STUDY) --ablations $(ABLATIONS) --cv $(CV)
+	$(BIN)/valf book --study $(STUDY) --ablations "$(or $(ABLATIONS),none)" --cv "$(or $(CV),none)"
 	@echo "Open _build/html/index.html"
 
 test: $(STAMP)

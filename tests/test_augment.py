@@ -158,6 +158,33 @@ def test_steps_draw_independently():
         assert 60 <= count <= 140  # 100 expected, binomial sd 8.7
 
 
+def test_each_step_draws_every_random_method_from_its_reseeded_stream():
+    # seed_transform hands each step a random.Random fed by the step's NumPy generator; every
+    # method albumentations may call must be reseeded with it and have the right distribution.
+    from scipy import stats
+
+    transform = train_transform(0.05, fast=True)
+    flip = transform.transforms[0]
+
+    def draws():
+        r = flip.py_random
+        return [r.random(), r.uniform(2, 3), r.randint(0, 9), r.choice("abc"), r.getrandbits(5)]
+
+    first = draws() if seed_transform(transform, 3) else None
+    again = draws() if seed_transform(transform, 3) else None
+    other = draws() if seed_transform(transform, 4) else None
+    assert first == again and first != other
+    seed_transform(transform, 5)
+    counts = np.bincount([flip.py_random.randrange(6) for _ in range(6000)], minlength=6)
+    assert stats.chisquare(counts).pvalue > 1e-4
+    bits = [flip.py_random.getrandbits(3) for _ in range(4000)]
+    assert min(bits) == 0 and max(bits) == 7
+    assert stats.chisquare(np.bincount(bits, minlength=8)).pvalue > 1e-4
+    assert stats.kstest([flip.py_random.random() for _ in range(4000)], "uniform").pvalue > 1e-4
+    with pytest.raises(ValueError, match="seed"):
+        seed_transform(transform, -1)
+
+
 def test_compare_fast_to_faithful(full_size_image):
     result = compare_fast_to_faithful(full_size_image[::4, ::4], n=6, seed=0, scale=0.1)
     for key in (

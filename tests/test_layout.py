@@ -115,10 +115,6 @@ def test_the_readme_data_section_makes_the_data_the_quick_study_asks_for(tmp_pat
     )
     assert result.returncode == 0, result.stderr[-2000:]
     study = load_study(ROOT / "studies" / "quick.yaml", tmp_path / "runs")
-    found = prepare_dataset(
-        study.data["dataset"],
-        tmp_path / study.data["root"],
-        study.data["synthetic"],
-        progress=False,
-    )
+    params = {**study.data_parameters(), "data_root": str(tmp_path / study.data["root"])}
+    found = prepare_dataset(params, progress=False)
     assert found["synthetic"] == study.data["synthetic"]

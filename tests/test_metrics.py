@@ -37,6 +37,25 @@ def test_metrics_match_scikit_learn():
     assert result["f1_ci_low"] <= result["f1"] <= result["f1_ci_high"]
 
 
+@pytest.mark.parametrize("num_classes", [2, 4, 50])
+def test_metrics_match_scikit_learn_for_any_number_of_classes(num_classes):
+    rng = np.random.default_rng(num_classes)
+    y = np.concatenate([np.arange(num_classes), rng.integers(0, num_classes, 300)])
+    logits = rng.normal(size=(len(y), num_classes)) + 1.5 * np.eye(num_classes)[y]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    names = [f"c{k}" for k in range(num_classes)]
+    result = metrics.classification_metrics(y, p, class_names=names, bootstrap_resamples=0)
+    predicted = p.argmax(1)
+    assert result["f1"] == pytest.approx(skm.f1_score(y, predicted, average="macro"))
+    assert result["recall"] == pytest.approx(skm.recall_score(y, predicted, average="macro"))
+    if num_classes == 2:  # the AUC of the positive class, label 1
+        assert result["auc"] == pytest.approx(skm.roc_auc_score(y, p[:, 1]))
+    else:
+        assert result["auc"] == pytest.approx(skm.roc_auc_score(y, p, multi_class="ovr"))
+    recalls = skm.recall_score(y, predicted, average=None)
+    assert [result[f"recall_{name}"] for name in names] == pytest.approx(recalls)
+
+
 def test_confusion_rows_sum_to_one():
     matrix = metrics.confusion_matrix(Y, P)
     np.testing.assert_allclose(matrix.sum(1), 1.0)

@@ -97,7 +97,7 @@ def test_parameters_a_loss_does_not_use_are_null():
         ({"weights": "imagenet"}, r"'SmallCNN' has no pretrained weights"),
         (
             {"dataset": "lunghist700", "synthetic": {"difficulty": 0.2}},
-            r"`synthetic` .* must be null when `dataset` is 'lunghist700'",
+            r"`synthetic` .* applies only to dataset='synthetic', not 'lunghist700'",
         ),
         ({"loss": "FL", "alpha": [1, 2]}, r"`alpha` must list one value per class"),
     ],
@@ -149,3 +149,45 @@ def test_notebook_rejects_names_that_are_not_parameters():
         parameters.from_namespace(namespace, before)
     del namespace["lossx"]
     assert parameters.from_namespace(namespace, before)["loss"] == "CCE"
+
+
+def test_a_folder_data_set_has_no_magnification_and_its_own_split_defaults():
+    made = resolve_parameters(dataset="folder", data_root="images", loss="CCE")
+    assert made["magnification"] is None and made["synthetic"] is None
+    assert made["split"] == "stratified" and made["split_fractions"] == [0.7, 0.15, 0.15]
+    assert run_id(made).startswith("CCE-SmallCNN-seed0-")
+    given = resolve_parameters(dataset="folder", data_root="images", split_csv="s.csv")
+    assert given["split"] == "official" and given["split_fractions"] is None
+    assert given["split_seed"] is None
+    assert resolve_parameters(made) == made  # idempotent
+    sized = resolve_parameters(image_size=[224, 160])
+    assert sized["image_size"] == [224, 160] and sized["image_scale"] is None
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"dataset": "folder", "magnification": "40x"}, r"`magnification` applies to LungHist700"),
+        ({"dataset": "folder", "split": "patient"}, r"'patient' is LungHist700's"),
+        ({"dataset": "folder", "split": "official"}, r"`split_csv` is not given"),
+        ({"split_csv": "s.csv"}, r"\['split_csv'\] apply only to dataset='folder'"),
+        ({"dataset": "folder", "group_rule": "(a)(b)"}, r"at most one group"),
+        ({"dataset": "folder", "group_rule": "(unclosed"}, r"a regular expression"),
+        ({"image_size": [224]}, r"\[height, width\]"),
+        ({"image_size": [4, 4]}, r"integers >= 8"),
+        ({"split": "patient", "split_fractions": [0.5, 0.5]}, r"three shares"),
+        ({"split": "patient", "split_fractions": [0.5, 0.3, 0.3]}, r"summing to 1"),
+    ],
+)
+def test_folder_parameters_are_checked(given, message):
+    with pytest.raises(ParameterError, match=message):
+        resolve_parameters({"data_root": "images", **given})
+
+
+def test_per_class_lists_are_checked_against_the_data_set_s_classes():
+    from valf.run.parameters import check_class_lists
+
+    folder = resolve_parameters(dataset="folder", loss="FL", alpha=[1, 2])  # classes unknown yet
+    check_class_lists(folder, ["cat", "dog"])
+    with pytest.raises(ParameterError, match=r"one value per class \(cat, dog, eel\)"):
+        check_class_lists(folder, ["cat", "dog", "eel"])

@@ -213,3 +213,34 @@ def test_keras_fit_accepts_the_dataset(frame):
         dataset, epochs=2, shuffle=False, verbose=0, callbacks=[FollowEpochs(dataset)]
     )
     assert len(history.history["loss"]) == 2 and dataset.epoch == 1
+
+
+def test_images_of_many_sizes_get_the_recipe_relative_to_each(tmp_path):
+    """The faithful recipe on images of three sizes, read at their own size from the cache:
+    every sample is what train_transform built for its image's size makes of it."""
+    from valf.data.augment import EachImageSize, seed_transform
+
+    sizes = [(60, 80), (90, 60), (48, 48)]
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(6):
+        image = rng.integers(0, 256, (*sizes[i % 3], 3), dtype=np.uint8)
+        path = tmp_path / f"img{i}.png"
+        cv2.imwrite(str(path), image)
+        rows.append({"path": str(path), "label": i % 2})
+    frame = pd.DataFrame(rows)
+    cache = DecodedImageCache(tmp_path / "cache", "mixed", None, None)
+    assert cache.key == "mixed-all-native"
+    dataset = ImageBatches(
+        frame, EachImageSize(size=(24, 32)), batch_size=3, seed=5, cache=cache, workers=2
+    )
+    images, labels = collect(dataset)
+    assert images.shape == (6, 24, 32, 3) and labels.tolist() == [0, 1, 0, 1, 0, 1]
+    assert images.min() >= 0 and images.max() <= 1
+    for i, path in enumerate(frame["path"]):
+        pixels = decode_image(path)
+        recipe = train_transform(input_size=pixels.shape[:2], size=(24, 32))
+        crop = recipe.transforms[3]
+        assert crop.min_max_height == tuple(round(f * pixels.shape[0]) for f in (5 / 6, 1))
+        expected = seed_transform(recipe, sample_seed(5, 0, i))(image=pixels)["image"]
+        np.testing.assert_array_equal(images[i], expected)

@@ -3,6 +3,7 @@
     valf data download lunghist700 --dest DIR [--archive FILE] [--url URL]
     valf data make-synthetic --dest DIR [--seed S] [--scale X] [--difficulty D]
                              [--image-size H W]
+    valf data check DIR [--split-csv F] [--group RULE] [--fractions T V T] [--seed S]
     valf sweep STUDY [--dry-run] [--workers N | --scheduler ADDRESS] [--runs-per-gpu K]
                      [--experiment NAME ...] [--run RUN_ID ...] [--force] [--timeout S]
                      [--backend tensorflow|jax|torch]
@@ -47,6 +48,21 @@ def _make_synthetic(args):
         progress=not args.quiet,
     )
     print(f"Generated data set (LungHist700 layout) written to {root}")
+
+
+def _check_folder(args):
+    from valf.data.check import check_image_folder
+
+    report = check_image_folder(
+        args.folder,
+        args.split_csv,
+        group_rule=args.group,
+        fractions=tuple(args.fractions),
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(report.text())
+    return 2 if report.problems else 0
 
 
 def _sweep(args):
@@ -123,7 +139,7 @@ def build_parser():
 def _add_data_commands(commands):
     from valf.data.synthetic.settings import DEFAULTS as SYNTHETIC
 
-    data = commands.add_parser("data", help="get or generate data sets")
+    data = commands.add_parser("data", help="get, generate or check data sets")
     data_commands = data.add_subparsers(dest="data_command", required=True)
 
     download = data_commands.add_parser(
@@ -167,6 +183,31 @@ def _add_data_commands(commands):
     )
     synthetic.add_argument("--quiet", action="store_true", help="no progress bar")
     synthetic.set_defaults(handler=_make_synthetic)
+
+    check = data_commands.add_parser(
+        "check",
+        help="check a folder of your own images (one sub-folder per class)",
+        description="Report a class-per-folder image set: classes and counts per split, the "
+        "imbalance ratio, image sizes and modes, files that do not decode, the same image "
+        "twice, groups in two splits, classes missing from val or test, files skipped. Exit "
+        "status 2 when there is any problem, each named.",
+    )
+    check.add_argument("folder", help="folder with one sub-folder per class")
+    check.add_argument("--split-csv", help="CSV with path and split and/or group columns")
+    check.add_argument(
+        "--group", help="regular expression finding an image's group (patient, slide) in its path"
+    )
+    check.add_argument(
+        "--fractions",
+        type=float,
+        nargs=3,
+        default=(0.7, 0.15, 0.15),
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="shares of the stratified split made when the CSV gives none",
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of that split")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(handler=_check_folder)
 
 
 def _add_sweep_command(commands):

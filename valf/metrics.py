@@ -213,7 +213,8 @@ def classification_metrics(
     Keys: ``accuracy`` (ordinary), ``ovr_accuracy`` (mean one-vs-rest accuracy, the VALF
     paper's eq. 9 as printed), ``balanced_accuracy``, ``precision``, ``recall`` (macro),
     ``f1`` (macro: the mean of per-class F1), ``f1_of_means`` (2PR/(P+R) of macro P and R:
-    the VALF paper's F1), ``auc`` (macro one-vs-rest; NaN when a class is absent), ``ece``,
+    the VALF paper's F1), ``auc`` (macro one-vs-rest; with two classes the AUC of the positive
+    class, label 1; NaN when a class is absent), ``ece``,
     ``f1_ci_low`` / ``f1_ci_high`` (bootstrap 95 % over test images; NaN with
     ``bootstrap_resamples=0``), and per class ``precision_<name>``, ``recall_<name>``,
     ``f1_<name>``.
@@ -237,6 +238,8 @@ def classification_metrics(
         scores = scores / scores.sum(1, keepdims=True)
     if len(np.unique(y_true)) < num_classes:  # one-vs-rest AUC is undefined for an absent class
         auc = float("nan")
+    elif num_classes == 2:  # the ROC of the positive class (label 1), as scikit-learn has it
+        auc = skm.roc_auc_score(y_true, scores[:, 1])
     else:
         auc = skm.roc_auc_score(y_true, scores, multi_class="ovr", average="macro", labels=labels)
     low = high = float("nan")

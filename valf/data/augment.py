@@ -23,8 +23,10 @@ Validation and test images get steps 8 and 9 only (:func:`eval_transform`).
 Sizes. The recipe's 1200x1600 is LungHist700's image size. The crop heights are kept as
 fractions of the input height (1000/1200 and 1200/1200) and the crop's output size is the
 input size, so :func:`train_transform` takes an ``input_size`` (default 1200x1600, which gives
-the constants above exactly) and works on smaller stand-in images too. The output size is
-``(round(1200 r), round(1600 r))`` whatever the input size, as the recipe writes it.
+the constants above exactly) and works on images of any size; :class:`EachImageSize` builds
+one such pipeline per size met, so a data set whose images differ in size is augmented
+relative to each image. The output size is ``(round(1200 r), round(1600 r))`` whatever the
+input size, as the recipe writes it, or any ``size`` (height, width) given instead.
 
 The fast variant (``fast=True``) resizes to the output size *first* and runs steps 1-7 there,
 with the crop heights scaled by the same factor (250-300 rows at r = 0.25). Every step of the
@@ -52,11 +54,11 @@ Notes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sys
 import time
-import zlib
 
 import numpy as np
 
@@ -85,11 +87,12 @@ A = _import_albumentations()
 
 __all__ = [
     "REFERENCE_SIZE",
-    "output_size",
-    "train_transform",
-    "eval_transform",
-    "seed_transform",
+    "EachImageSize",
     "compare_fast_to_faithful",
+    "eval_transform",
+    "output_size",
+    "seed_transform",
+    "train_transform",
 ]
 
 #: LungHist700's image size (height, width), the size the recipe's constants refer to.
@@ -112,13 +115,13 @@ def output_size(scale=0.25):
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
     height, width = REFERENCE_SIZE
-    return (int(round(height * scale)), int(round(width * scale)))
+    return (round(height * scale), round(width * scale))
 
 
 def _recipe_steps(working_size):
     """Steps 1-7 of the recipe for images of ``working_size`` (height, width)."""
     height, _ = working_size
-    low, high = (int(round(f * height)) for f in _CROP_HEIGHT_FRACTIONS)
+    low, high = (round(f * height) for f in _CROP_HEIGHT_FRACTIONS)
     return [
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
@@ -128,13 +131,11 @@ def _recipe_steps(working_size):
         ),
         A.RandomGamma(gamma_limit=(80, 120), p=0.5),
         A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.2),
-        A.HueSaturationValue(
-            hue_shift_limit=5, sat_shift_limit=20, val_shift_limit=10, p=0.2
-        ),
+        A.HueSaturationValue(hue_shift_limit=5, sat_shift_limit=20, val_shift_limit=10, p=0.2),
     ]
 
 
-def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_SIZE):
+def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_SIZE, size=None):
     """The training augmentation of ``METHOD.md`` section 5 (see the module's table).
 
     Parameters
@@ -151,6 +152,8 @@ def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_S
         (height, width) of the images the faithful pipeline receives; sets the crop heights
         (5/6 to 1 of the height) and the crop's output size. Ignored when ``fast`` is set,
         since the fast pipeline works at the output size whatever comes in.
+    size : tuple of int, optional
+        Output (height, width), instead of the one ``scale`` gives.
 
     Returns
     -------
@@ -172,7 +175,7 @@ def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_S
     >>> [type(t).__name__ for t in train_transform(fast=True).transforms][:2]
     ['Resize', 'HorizontalFlip']
     """
-    out_height, out_width = output_size(scale)
+    out_height, out_width = size if size is not None else output_size(scale)
     if fast:
         steps = [A.Resize(out_height, out_width), *_recipe_steps((out_height, out_width))]
     else:
@@ -184,8 +187,9 @@ def train_transform(scale=0.25, seed=None, fast=False, *, input_size=REFERENCE_S
     return transform
 
 
-def eval_transform(scale=0.25):
-    """Validation and test preprocessing: Resize to the output size, then ToFloat.
+def eval_transform(scale=0.25, *, size=None):
+    """Validation and test preprocessing: Resize to the output size (``size``, or the one
+    ``scale`` gives), then ToFloat.
 
     Examples
     --------
@@ -194,14 +198,47 @@ def eval_transform(scale=0.25):
     >>> out.shape, out.dtype, float(out.max())
     ((300, 400, 3), dtype('float32'), 0.0)
     """
-    out_height, out_width = output_size(scale)
+    out_height, out_width = size if size is not None else output_size(scale)
     return A.Compose([A.Resize(out_height, out_width), A.ToFloat(max_value=255)])
+
+
+class EachImageSize:
+    """The faithful training recipe relative to each image's own size.
+
+    ``for_size((h, w))`` is :func:`train_transform` with ``input_size=(h, w)`` (crop heights
+    5/6 to 1 of *that* image's height), built once per size met; the input pipeline
+    (:class:`valf.data.pipeline.ImageBatches`) picks the one that fits each image. On a data
+    set of one size (LungHist700) it is exactly ``train_transform(scale, input_size=...)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> recipe = EachImageSize(size=(32, 32))
+    >>> [recipe.for_size(s).transforms[3].min_max_height for s in [(120, 90), (60, 80)]]
+    [(100, 120), (50, 60)]
+    >>> recipe.for_size((60, 80))(image=np.zeros((60, 80, 3), np.uint8))["image"].shape
+    (32, 32, 3)
+    """
+
+    def __init__(self, scale=0.25, *, size=None):
+        self.scale, self.size = scale, size
+        self._built = {}
+
+    def for_size(self, input_size):
+        """The recipe for images of ``input_size`` (height, width)."""
+        input_size = tuple(int(v) for v in input_size)
+        if input_size not in self._built:
+            self._built[input_size] = train_transform(
+                self.scale, input_size=input_size, size=self.size
+            )
+        return self._built[input_size]
 
 
 def seed_transform(transform, seed):
     """Reseed an albumentations pipeline in place, one independent stream per step.
 
-    Each child gets a generator seeded from ``(seed, crc32(class name), occurrence)``: the
+    Each step gets generators seeded from a BLAKE2b hash of the seed and the step's path in
+    the tree (its class name and occurrence, and its parents'): the
     streams are independent of one another (unlike ``Compose(seed=...)``, see the module's
     note 1) and do not depend on where the step sits, so a fast and a faithful pipeline
     reseeded with the same value flip, warp, crop and shift colours alike.
@@ -210,7 +247,7 @@ def seed_transform(transform, seed):
     ----------
     transform : albumentations.BaseCompose or BasicTransform
     seed : int
-        Non-negative integer.
+        Integer in [0, 2**128).
 
     Returns
     -------
@@ -232,27 +269,75 @@ def seed_transform(transform, seed):
     True
     """
     seed = int(seed)
-    if seed < 0:
-        raise ValueError(f"seed must be non-negative, got {seed}")
+    if not 0 <= seed < 2**128:
+        raise ValueError(f"seed must be in [0, 2**128), got {seed}")
     _seed_recursively(transform, seed)
     return transform
 
 
-def _seed_recursively(transform, entropy):
-    transform.seed = entropy
-    transform.random_generator = np.random.default_rng(entropy)
-    transform.py_random = random.Random(entropy)
-    seen = {}
-    for child in getattr(transform, "transforms", ()):
-        name = type(child).__name__
-        occurrence = seen.get(name, 0)
-        seen[name] = occurrence + 1
-        key = [entropy, zlib.crc32(name.encode()), occurrence]
-        child_entropy = int(np.random.SeedSequence(key).generate_state(2, np.uint64)[0])
-        if hasattr(child, "transforms"):
-            _seed_recursively(child, child_entropy)
-        else:
-            child.set_random_seed(child_entropy)
+def _seed_recursively(transform, seed):
+    for node, key in _seeded_nodes(transform):
+        digest = hashlib.blake2b(key, digest_size=32, key=seed.to_bytes(16, "little")).digest()
+        state, increment = (int.from_bytes(digest[i : i + 16], "little") for i in (0, 16))
+        node.seed = seed
+        # Reseed the node's generators in place, and let its Python Random draw from the same
+        # stream: building new ones (default_rng, random.Random and a SeedSequence per node)
+        # cost about 25 us a node, more than the small-image augmentation itself.
+        if not isinstance(getattr(node, "py_random", None), _GeneratorRandom):
+            node.random_generator = np.random.default_rng()
+            node.py_random = _GeneratorRandom(node.random_generator)
+        node.random_generator.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": state, "inc": increment | 1},
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+
+
+class _GeneratorRandom(random.Random):
+    """A :class:`random.Random` whose draws come from a NumPy generator.
+
+    Reseeding the generator reseeds this too, at no cost (seeding a Mersenne Twister takes
+    about 5 us). ``random`` and ``getrandbits`` are the two primitives every other method of
+    :class:`random.Random` (uniform, randint, choice, shuffle, gauss, ...) is built on.
+    """
+
+    def __init__(self, generator):
+        self._generator = generator
+        super().__init__(0)
+
+    def random(self):
+        return float(self._generator.random())
+
+    def getrandbits(self, k):
+        if k < 0:
+            raise ValueError("number of bits must be non-negative")
+        value = int.from_bytes(self._generator.bytes((k + 7) // 8), "little")
+        return value >> (-k % 8)
+
+
+def _seeded_nodes(transform):
+    """Every node of ``transform`` with its key: the path of (class name, occurrence) pairs.
+
+    Cached on the transform, whose tree does not change once built.
+    """
+    cached = getattr(transform, "_valf_seeded_nodes", None)
+    if cached is not None:
+        return cached
+    nodes = []
+
+    def visit(node, path):
+        nodes.append((node, "/".join(path).encode()))
+        seen = {}
+        for child in getattr(node, "transforms", ()):
+            name = type(child).__name__
+            occurrence = seen.get(name, 0)
+            seen[name] = occurrence + 1
+            visit(child, (*path, f"{name}#{occurrence}"))
+
+    visit(transform, ("root",))
+    transform._valf_seeded_nodes = nodes
+    return nodes
 
 
 def compare_fast_to_faithful(image, n=16, seed=0, scale=0.25):
@@ -332,9 +417,7 @@ def compare_fast_to_faithful(image, n=16, seed=0, scale=0.25):
         "channel_mean_shift": float(
             np.abs(fast_mean.mean(axis=0) - faithful_mean.mean(axis=0)).max()
         ),
-        "channel_std_shift": float(
-            np.abs(fast_std.mean(axis=0) - faithful_std.mean(axis=0)).max()
-        ),
+        "channel_std_shift": float(np.abs(fast_std.mean(axis=0) - faithful_std.mean(axis=0)).max()),
         "faithful_ms": float(faithful_ms),
         "fast_ms": float(fast_ms),
         "speedup": float(faithful_ms / fast_ms) if fast_ms > 0 else float("inf"),

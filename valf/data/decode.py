@@ -1,10 +1,12 @@
 """Decoding images once: pixels kept on disk at the size the transforms want.
 
-:class:`DecodedImageCache` decodes each image once (``cv2.imread``, BGR to RGB, resized to a
-*working size*) and keeps the pixels as one ``.npy`` file per image under
-``cache_dir/<data set>-<magnification>-<H>x<W>/``. The working size is the size the transform
-expects: 1200x1600 for the faithful training recipe, the output size (300x400 at r = 0.25) for
-the fast recipe and for validation and test. At 1200x1600 the cache holds 5.8 MB per image
+:func:`decode_image` reads any image OpenCV reads (JPEG, PNG, TIFF, BMP, WebP; greyscale,
+RGB, RGBA, palette, CMYK; 8 or 16 bits) as 8-bit RGB. :class:`DecodedImageCache` decodes each
+image once, resized to a *working size* or at its own size, and keeps the pixels as one
+``.npy`` file per image under ``cache_dir/<data set>-<magnification>-<H>x<W or native>/``.
+The working size is the size the transform expects: each image's own size for the faithful
+training recipe (1200x1600 on LungHist700), the output size (300x400 at r = 0.25) for the
+fast recipe and for validation and test. At 1200x1600 the cache holds 5.8 MB per image
 (about 4 GB for LungHist700); at 300x400, 360 kB. Reading an entry costs well under a
 millisecond against 20-40 ms for decoding a 1200x1600 JPEG.
 """
@@ -27,7 +29,11 @@ __all__ = ["DecodedImageCache", "decode_image"]
 def decode_image(path, size=None):
     """Read an image file as uint8 RGB (H, W, 3), optionally resized to ``size`` (h, w).
 
-    Shrinking uses ``cv2.INTER_AREA`` (averages, no aliasing), enlarging ``INTER_LINEAR``.
+    ``cv2.imread(..., IMREAD_COLOR)`` does the conversion: a greyscale image is repeated over
+    the three channels, an alpha channel is dropped (not blended), a palette is looked up,
+    CMYK is converted, 16-bit samples keep their high byte (``v >> 8``), and the EXIF
+    orientation is applied. Only the first page of a multi-page TIFF is read. Shrinking uses
+    ``cv2.INTER_AREA`` (averages, no aliasing), enlarging ``INTER_LINEAR``.
 
     Examples
     --------
@@ -41,7 +47,9 @@ def decode_image(path, size=None):
     """
     bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise FileNotFoundError(f"cannot read image {os.fspath(path)!r}")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"cannot read image {os.fspath(path)!r}: no such file")
+        raise OSError(f"cannot read image {os.fspath(path)!r}: OpenCV does not decode it")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if size is not None:
         height, width = (int(s) for s in size)
@@ -66,10 +74,11 @@ class DecodedImageCache:
         ``"<dataset_name>-<magnification>-<H>x<W>"``.
     dataset_name : str
         Data set name, e.g. ``"lunghist700"``.
-    magnification : str or int
-        e.g. ``"20x"``, ``"40x"`` or ``"all"``.
-    working_size : tuple of int
-        (height, width) every image is resized to when decoded.
+    magnification : str, optional
+        e.g. ``"20x"`` or ``"40x"``; None (a data set without magnifications) reads ``all``.
+    working_size : tuple of int, optional
+        (height, width) every image is resized to when decoded; None keeps each image's own
+        size (``native`` in the key).
     memory_bytes : int
         Pixels kept in this process's memory besides the files, the most recently read first
         out when the budget is spent (default 256 MiB: all of LungHist700 at 300x400, or 44
@@ -79,11 +88,11 @@ class DecodedImageCache:
     -----
     An entry is named after the image's file stem and a hash of its absolute path, size and
     modification time, so a replaced image is decoded again; the name is worked out once per
-    image and object (a run does not see an image replaced while it trains). Writes go to a temporary name in
-    the same folder and are renamed into place (``os.replace``, atomic on POSIX): a run killed
-    mid-write leaves at most a ``*.tmp`` file, never a truncated entry. Entries are not
-    fsync'ed, so a power loss may still lose recent ones (they are then decoded again). Safe
-    to share between threads and processes.
+    image and object (a run does not see an image replaced while it trains). Writes go to a
+    temporary name in the same folder and are renamed into place (``os.replace``, atomic on
+    POSIX): a run killed mid-write leaves at most a ``*.tmp`` file, never a truncated entry.
+    Entries are not fsync'ed, so a power loss may still lose recent ones (they are then
+    decoded again). Safe to share between threads and processes.
 
     Pixels are returned read-only: they may be shared with later reads.
 
@@ -105,15 +114,19 @@ class DecodedImageCache:
     (1, 1)
     """
 
-    def __init__(self, cache_dir, dataset_name, magnification, working_size, *,
-                 memory_bytes=256 * 2**20):
-        height, width = (int(s) for s in working_size)
-        if height < 1 or width < 1:
-            raise ValueError(f"working_size must be positive, got {working_size!r}")
-        self.working_size = (height, width)
+    def __init__(
+        self, cache_dir, dataset_name, magnification, working_size, *, memory_bytes=256 * 2**20
+    ):
+        if working_size is None:
+            self.working_size, size_key = None, "native"
+        else:
+            height, width = (int(s) for s in working_size)
+            if height < 1 or width < 1:
+                raise ValueError(f"working_size must be positive, got {working_size!r}")
+            self.working_size, size_key = (height, width), f"{height}x{width}"
         self.dataset_name = str(dataset_name)
-        self.magnification = str(magnification)
-        self.key = f"{_slug(dataset_name)}-{_slug(magnification)}-{height}x{width}"
+        self.magnification = "all" if magnification is None else str(magnification)
+        self.key = f"{_slug(dataset_name)}-{_slug(self.magnification)}-{size_key}"
         self.directory = Path(cache_dir) / self.key
         self.decode_count = 0
         self.hit_count = 0
@@ -179,9 +192,7 @@ class DecodedImageCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         # Unique per process and thread, so concurrent writers of one entry do not collide;
         # the last rename wins and every version is complete.
-        temporary = entry.with_name(
-            f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp"
-        )
+        temporary = entry.with_name(f".{entry.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             with open(temporary, "wb") as handle:
                 np.save(handle, pixels)

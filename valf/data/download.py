@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tarfile
 import urllib.error
 import urllib.request
@@ -11,7 +10,7 @@ import zipfile
 from pathlib import Path
 
 from valf.data.errors import DataError
-from valf.data.lunghist700 import HOW_TO_GET, DOWNLOAD_URL, read_release
+from valf.data.lunghist700 import DOWNLOAD_URL, HOW_TO_GET, read_release
 
 __all__ = ["EXPECTED_IMAGES", "download_lunghist700"]
 
@@ -19,8 +18,9 @@ __all__ = ["EXPECTED_IMAGES", "download_lunghist700"]
 EXPECTED_IMAGES = 691
 
 
-def download_lunghist700(dest, url=DOWNLOAD_URL, progress=True, timeout=10, archive=None,
-                         expected_images=EXPECTED_IMAGES):
+def download_lunghist700(
+    dest, url=DOWNLOAD_URL, progress=True, timeout=10, archive=None, expected_images=EXPECTED_IMAGES
+):
     """Download (resuming a partial file), extract and check LungHist700.
 
     Parameters
@@ -63,12 +63,16 @@ def download_lunghist700(dest, url=DOWNLOAD_URL, progress=True, timeout=10, arch
         _extract(archive, extracted)
         root = _find_release_root(extracted)
     if root is None:
-        raise DataError(f"{archive} holds no folder with data.csv and images/; is it the "
-                        f"LungHist700 archive? {HOW_TO_GET}")
+        raise DataError(
+            f"{archive} holds no folder with data.csv and images/; is it the "
+            f"LungHist700 archive? {HOW_TO_GET}"
+        )
     frame = read_release(root)
     if len(frame) != expected_images:
-        raise DataError(f"{root} holds {len(frame)} images, not the {expected_images} of the "
-                        "release. Download the archive again.")
+        raise DataError(
+            f"{root} holds {len(frame)} images, not the {expected_images} of the "
+            "release. Download the archive again."
+        )
     return root
 
 
@@ -85,24 +89,36 @@ def _fetch(url, target, progress, timeout):
             partial.rename(target)
             return
         raise DataError(f"Downloading {url} failed: HTTP {error.code}. {HOW_TO_GET}") from None
-    except (urllib.error.URLError, socket.timeout, OSError) as error:
-        raise DataError(f"Cannot reach {url} ({getattr(error, 'reason', error)}): this machine "
-                        f"seems offline. {HOW_TO_GET}") from None
+    except (TimeoutError, urllib.error.URLError, OSError) as error:
+        raise DataError(
+            f"Cannot reach {url} ({getattr(error, 'reason', error)}): this machine "
+            f"seems offline. {HOW_TO_GET}"
+        ) from None
     with response:
         if offset and response.status != 206:  # the server ignored Range: start over
             offset = 0
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length else None
         mode = "ab" if offset else "wb"
-        with open(partial, mode) as handle, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True,
-                desc="LungHist700", disable=not progress) as bar:
+        with (
+            open(partial, mode) as handle,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                desc="LungHist700",
+                disable=not progress,
+            ) as bar,
+        ):
             while chunk := response.read(1 << 20):
                 handle.write(chunk)
                 bar.update(len(chunk))
     if total is not None and partial.stat().st_size != total:
-        raise DataError(f"The download of {url} stopped at {partial.stat().st_size} of {total} "
-                        "bytes; run the command again to resume.")
+        raise DataError(
+            f"The download of {url} stopped at {partial.stat().st_size} of {total} "
+            "bytes; run the command again to resume."
+        )
     partial.rename(target)
 
 

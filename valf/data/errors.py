@@ -19,7 +19,9 @@ def file_mismatches(listed, present, listed_in):
     extra = sorted(set(present) - set(listed))
     messages = []
     if missing:
-        messages.append(f"{len(missing)} images named in {listed_in} are missing:{listing(missing)}")
+        messages.append(
+            f"{len(missing)} images named in {listed_in} are missing:{listing(missing)}"
+        )
     if extra:
         messages.append(f"{len(extra)} images are not in {listed_in}:{listing(extra)}")
     return messages

@@ -16,12 +16,16 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from valf.data.errors import DataError, file_mismatches
 from valf.data.errors import listing as _listing
-from valf.data.splits import SPLITS, check_no_group_leakage
+from valf.data.splits import (
+    check_no_group_leakage,
+    group_kfold_split,
+    grouped_split,
+    training_folds_split,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -29,12 +33,13 @@ __all__ = [
     "SUBCLASS_DIRS",
     "check_no_patient_leakage",
     "cross_validation_split",
-    "kfold_split",
     "image_relative_path",
+    "kfold_split",
     "official_split",
     "patient_split",
     "read_release",
     "reference_metadata",
+    "with_classes",
 ]
 
 CLASS_NAMES = ("ACA", "NOR", "SCC")
@@ -66,6 +71,21 @@ def reference_metadata():
     """
     with resources.files("valf.data").joinpath("resources/data.csv").open() as handle:
         return pd.read_csv(handle, dtype={"subclass": str}, keep_default_na=False)
+
+
+def with_classes(frame):
+    """``frame`` (release metadata) with ``label`` (ACA 0, NOR 1, SCC 2) and ``class_name``.
+
+    Examples
+    --------
+    >>> frame = with_classes(reference_metadata())
+    >>> sorted(set(zip(frame["label"], frame["class_name"])))
+    [(0, 'ACA'), (1, 'NOR'), (2, 'SCC')]
+    """
+    frame = frame.copy()
+    frame["label"] = frame["superclass"].map(SUPERCLASS_TO_LABEL).astype(int)
+    frame["class_name"] = [CLASS_NAMES[label] for label in frame["label"]]
+    return frame
 
 
 def image_relative_path(superclass, subclass, resolution, image_id):
@@ -158,8 +178,9 @@ def read_release(root, magnification=None, verify_images=False):
     if not root.is_dir():
         raise DataError(f"The LungHist700 root {root} does not exist. {HOW_TO_GET}")
     if not csv_path.is_file():
-        raise DataError(f"{root} holds no data.csv, so it is not a LungHist700 release. "
-                        f"{HOW_TO_GET}")
+        raise DataError(
+            f"{root} holds no data.csv, so it is not a LungHist700 release. {HOW_TO_GET}"
+        )
     try:
         frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
@@ -170,11 +191,11 @@ def read_release(root, magnification=None, verify_images=False):
     frame["image_path"] = [
         image_relative_path(*values)
         for values in frame[["superclass", "subclass", "resolution", "image_id"]].itertuples(
-            index=False)
+            index=False
+        )
     ]
     _check_image_tree(root, frame)
-    frame["label"] = frame["superclass"].map(SUPERCLASS_TO_LABEL).astype(int)
-    frame["class_name"] = [CLASS_NAMES[label] for label in frame["label"]]
+    frame = with_classes(frame)
     frame["path"] = [str(root / relative) for relative in frame["image_path"]]
     if magnification is not None:
         frame = frame[frame["resolution"] == magnification].reset_index(drop=True)
@@ -189,8 +210,9 @@ def _image_files(root):
     found = set()
     for folder, _, files in os.walk(root / "images"):
         prefix = Path(folder).relative_to(root).as_posix()
-        found.update(f"{prefix}/{name}" for name in files
-                     if name.lower().endswith((".jpg", ".jpeg")))
+        found.update(
+            f"{prefix}/{name}" for name in files if name.lower().endswith((".jpg", ".jpeg"))
+        )
     return found
 
 
@@ -200,7 +222,8 @@ def _check_image_tree(root, frame):
     messages = file_mismatches(named, on_disk, "data.csv")
     if messages:
         raise DataError(
-            f"The image tree under {root} does not match its data.csv. " + " ".join(messages)
+            f"The image tree under {root} does not match its data.csv. "
+            + " ".join(messages)
             + "\nRe-extract the archive (or download it again) so that the tree holds exactly "
             "the images the CSV names: `valf data download lunghist700 --dest DIR`."
         )
@@ -218,13 +241,18 @@ def verify_image_files(paths):
         except Exception as error:  # noqa: BLE001 - any decoder failure is a broken file
             failures.append(f"{path}: {error}")
     if failures:
-        raise DataError(f"{len(failures)} images cannot be decoded (truncated or corrupt):"
-                        f"{_listing(failures)}\nDownload or extract them again.")
+        raise DataError(
+            f"{len(failures)} images cannot be decoded (truncated or corrupt):"
+            f"{_listing(failures)}\nDownload or extract them again."
+        )
 
 
 def _split_patients():
-    with resources.files("valf.data").joinpath(
-            "resources/official_split_patients.csv").open() as handle:
+    with (
+        resources.files("valf.data")
+        .joinpath("resources/official_split_patients.csv")
+        .open() as handle
+    ):
         return pd.read_csv(handle)
 
 
@@ -241,8 +269,11 @@ def official_split(frame):
     """
     table = _split_patients()
     merged = frame.drop(columns=["split"], errors="ignore").merge(
-        table, how="left", left_on=["resolution", "patient_id"],
-        right_on=["resolution", "patient_id"])
+        table,
+        how="left",
+        left_on=["resolution", "patient_id"],
+        right_on=["resolution", "patient_id"],
+    )
     unknown = merged[merged["split"].isna()]
     if len(unknown):
         pairs = sorted(set(zip(unknown["resolution"], unknown["patient_id"])))
@@ -269,28 +300,7 @@ def patient_split(frame, seed, fractions=(0.7, 0.15, 0.15)):
     >>> sorted(split["split"].unique())
     ['test', 'train', 'val']
     """
-    fractions = np.asarray(fractions, dtype=float)
-    if fractions.shape != (3,) or np.any(fractions <= 0) or not np.isclose(fractions.sum(), 1):
-        raise ValueError(
-            f"`fractions` must be three positive shares (train, val, test) summing to 1, "
-            f"received {list(fractions)}."
-        )
-    rng = np.random.default_rng(seed)
-    assignment = {}
-    for magnification, part in frame.groupby("resolution", sort=True):
-        sizes = part.groupby("patient_id").size()
-        patients = rng.permutation(sizes.index.to_numpy())
-        filled = np.zeros(3)
-        targets = fractions * sizes.sum()
-        for patient in patients:
-            choice = int(np.argmax(targets - filled))
-            filled[choice] += sizes[patient]
-            assignment[(magnification, patient)] = SPLITS[choice]
-    result = frame.drop(columns=["split"], errors="ignore").copy()
-    result["split"] = [assignment[(m, p)] for m, p in zip(result["resolution"],
-                                                           result["patient_id"])]
-    check_no_patient_leakage(result)
-    return result
+    return grouped_split(frame, fractions, seed, group="patient_id", within=("resolution",))
 
 
 def cross_validation_split(frame, n_folds=5, fold=0, seed=0):
@@ -310,21 +320,9 @@ def cross_validation_split(frame, n_folds=5, fold=0, seed=0):
     >>> sum(int((f.split == "val").sum()) for f in folds)  # every training image once
     263
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"`fold` must be in [0, {n_folds}), received {fold}.")
-    parts = []
-    for _, part in frame.groupby("resolution", sort=True):
-        train = part[part["split"] == "train"].copy()
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        folds = list(splitter.split(train, train["superclass"], groups=train["patient_id"]))
-        held_out = train.index[folds[fold][1]]
-        train.loc[held_out, "split"] = "val"
-        parts += [train, part[part["split"] == "test"]]
-    result = pd.concat(parts)
-    check_no_patient_leakage(result)
-    return result
+    return training_folds_split(
+        frame, n_folds, fold, seed, group="patient_id", label="superclass", within=("resolution",)
+    )
 
 
 def kfold_split(frame, n_folds=5, fold=0, seed=0):
@@ -345,26 +343,13 @@ def kfold_split(frame, n_folds=5, fold=0, seed=0):
     >>> sum(int((f.split == "test").sum()) for f in folds)  # every 20x image tested once
     359
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"`fold` must be in [0, {n_folds}), received {fold}.")
-    parts = []
-    for _, part in frame.groupby("resolution", sort=True):
-        part = part.copy()
-        splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        held_out = [test for _, test in splitter.split(part, part["superclass"],
-                                                       groups=part["patient_id"])]
-        part["split"] = "train"
-        part.iloc[held_out[(fold + 1) % n_folds], part.columns.get_loc("split")] = "val"
-        part.iloc[held_out[fold], part.columns.get_loc("split")] = "test"
-        parts.append(part)
-    result = pd.concat(parts)
-    check_no_patient_leakage(result)
-    return result
+    return group_kfold_split(
+        frame, n_folds, fold, seed, group="patient_id", label="superclass", within=("resolution",)
+    )
 
 
 def check_no_patient_leakage(frame):
     """Raise DataError naming every patient found in two splits at one magnification."""
-    check_no_group_leakage(frame, "patient_id", within=("resolution",), what="patients",
-                           label="patient")
+    check_no_group_leakage(
+        frame, "patient_id", within=("resolution",), what="patients", label="patient"
+    )

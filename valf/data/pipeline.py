@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import queue
+import threading
 
 import keras
 import numpy as np
@@ -65,27 +66,39 @@ def epoch_order(num_samples, shuffle, seed, epoch):
 
 
 class _SampleLoader:
-    """Reads (through the cache) and augments one sample, with a pool of transform copies."""
+    """Reads (through the cache) and augments one sample, with pools of transform copies."""
 
     def __init__(self, paths, transform, cache):
         self.paths = paths
         self.transform = transform
         self.cache = cache
         # albumentations transforms keep their random state on the object, so concurrent
-        # samples need their own copies, reused from a pool (a deep copy per sample is slow).
-        self._idle = queue.SimpleQueue()
+        # samples need their own copies, reused from a pool (a deep copy per sample is slow);
+        # one pool per image size when the recipe depends on it (EachImageSize).
+        self._idle = {}
+        self._pools_lock = threading.Lock()
+
+    def _pool(self, size):
+        key = size if hasattr(self.transform, "for_size") else None
+        pool = self._idle.get(key)
+        if pool is None:
+            with self._pools_lock:
+                pool = self._idle.setdefault(key, queue.SimpleQueue())
+        return key, pool
 
     def __call__(self, index, seed):
         path = self.paths[int(index)]
         pixels = self.cache.get(path) if self.cache is not None else decode_image(path)
+        key, pool = self._pool(pixels.shape[:2])
         try:
-            transform = self._idle.get_nowait()
+            transform = pool.get_nowait()
         except queue.Empty:
-            transform = copy.deepcopy(self.transform)
+            prototype = self.transform if key is None else self.transform.for_size(key)
+            transform = copy.deepcopy(prototype)
         try:
             image = seed_transform(transform, int(seed))(image=pixels)["image"]
         finally:
-            self._idle.put(transform)
+            pool.put(transform)
         return np.ascontiguousarray(image, dtype=np.float32)
 
 
@@ -96,9 +109,10 @@ class ImageBatches(keras.utils.PyDataset):
     ----------
     frame : pandas.DataFrame
         With columns ``path`` (image file) and ``label`` (int class index).
-    transform : albumentations.Compose
+    transform : albumentations.Compose or valf.data.augment.EachImageSize
         Applied to each uint8 RGB image; must return float32 (H, W, 3), e.g.
-        :func:`valf.data.augment.train_transform` or :func:`valf.data.augment.eval_transform`.
+        :func:`valf.data.augment.train_transform` or :func:`valf.data.augment.eval_transform`;
+        an :class:`~valf.data.augment.EachImageSize` gives each image the recipe of its size.
     batch_size : int
     shuffle : bool
         Draw a fresh order every epoch, from ``(seed, epoch)``.
@@ -107,8 +121,8 @@ class ImageBatches(keras.utils.PyDataset):
     cache : DecodedImageCache, optional
         Source of decoded pixels; its working size is the size ``transform`` receives.
         Without one, every image is decoded at its stored size on every visit.
-    num_classes : int
-        Labels are checked to lie in ``[0, num_classes)``.
+    num_classes : int, optional
+        Labels are checked to lie in ``[0, num_classes)``; default: above the largest.
     epoch : int
         The epoch whose order and augmentation seeds the batches have; see
         :class:`FollowEpochs`.
@@ -128,17 +142,33 @@ class ImageBatches(keras.utils.PyDataset):
     [((2, 30, 40, 3), [0, 2]), ((1, 30, 40, 3), [1])]
     """
 
-    def __init__(self, frame, transform, batch_size=4, shuffle=False, seed=0, cache=None,
-                 num_classes=3, *, epoch=0, workers=1):
-        super().__init__(workers=int(workers), use_multiprocessing=False,
-                         max_queue_size=max(10, 2 * int(workers)))
+    def __init__(
+        self,
+        frame,
+        transform,
+        batch_size=4,
+        shuffle=False,
+        seed=0,
+        cache=None,
+        num_classes=None,
+        *,
+        epoch=0,
+        workers=1,
+    ):
+        super().__init__(
+            workers=int(workers),
+            use_multiprocessing=False,
+            max_queue_size=max(10, 2 * int(workers)),
+        )
         paths = [str(p) for p in frame["path"]]
         labels = np.asarray(frame["label"], dtype=np.int64)
         if not paths:
             raise ValueError("frame has no rows")
+        num_classes = labels.max() + 1 if num_classes is None else num_classes
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
-                f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}")
+                f"labels must lie in [0, {num_classes}), got {labels.min()}..{labels.max()}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         self.labels = labels.astype(np.int32)
@@ -157,9 +187,8 @@ class ImageBatches(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         order = epoch_order(len(self.labels), self.shuffle, self.seed, self.epoch)
-        members = order[index * self.batch_size:(index + 1) * self.batch_size]
-        images = np.stack([self._loader(i, sample_seed(self.seed, self.epoch, i))
-                           for i in members])
+        members = order[index * self.batch_size : (index + 1) * self.batch_size]
+        images = np.stack([self._loader(i, sample_seed(self.seed, self.epoch, i)) for i in members])
         return images, self.labels[members]
 
     def __iter__(self):

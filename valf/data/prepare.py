@@ -1,81 +1,141 @@
-"""From a run's parameters to its data: the release on disk, the split, the training set.
+"""From a run's parameters to its data: the data set on disk, its classes, the split, the
+training set.
 
-:func:`prepare_dataset` makes sure the data a run names is there and is what the
-run says it is: a generated set is written when missing and must match the
-run's generator settings; a release named ``lunghist700`` must not be a
-generated one (and the other way round), so a result on generated data can
-never be reported as LungHist700. :func:`split_frames` then reads it, attaches
-the split and applies the training-set samplers.
+:func:`prepare_dataset` makes sure the data a run names is there and is what the run says it
+is: a generated set is written when missing and must match the run's generator settings; a
+release named ``lunghist700`` must not be a generated one (and the other way round), so a
+result on generated data can never be reported as LungHist700; a folder of one's own images
+is indexed, its split file and group rule read, and every image decoded once (remembered under
+the cache folder) so that a broken file stops the study before any run trains.
+:func:`split_frames` then reads it, attaches the split and applies the training-set samplers;
+:func:`check_splits` makes the split of every planned run once, before any trains.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from valf.data import lunghist700, sampling, synthetic
-from valf.data.errors import DataError
-from valf.data.splits import SPLITS
+from valf.data.errors import DataError, listing
+from valf.data.splits import SPLITS, group_kfold_split, grouped_split, training_folds_split
 
-__all__ = ["prepare_dataset", "split_frames"]
+__all__ = ["check_splits", "class_names", "prepare_dataset", "split_frames"]
 
 
-def prepare_dataset(dataset, root, settings=None, progress=True):
-    """Check (and for ``"synthetic"``, create if missing) the release at ``root``.
+def prepare_dataset(params, progress=True):
+    """Check the data set a run names (and for ``"synthetic"``, create it if missing).
 
     Parameters
     ----------
-    dataset : {"synthetic", "lunghist700"}
-    root : path-like
-        Release root (``data.csv`` and ``images/``).
-    settings : dict, optional
-        Generator settings of a synthetic set (``seed``, ``scale``,
-        ``image_size``, ``difficulty``), as :mod:`valf.run.parameters` resolves them.
+    params : mapping
+        Resolved run parameters (:func:`valf.run.parameters.resolve_parameters`); read are
+        ``dataset``, ``data_root``, ``synthetic``, ``split_csv``, ``group_rule`` and
+        ``cache_dir``.
     progress : bool
-        Progress bar while generating.
+        Progress bar while generating or decoding.
 
     Returns
     -------
     dict
-        What was found: ``{"dataset", "root", "synthetic": settings or None}``.
+        What was found: ``{"dataset", "root", "synthetic": settings or None,
+        "class_names"}``.
 
     Raises
     ------
     DataError
-        LungHist700 missing (with how to get it), a generated set where the
-        real one was named or the reverse, or a generated set made with other
-        settings than asked.
+        LungHist700 missing (with how to get it), a generated set where the real one was
+        named or the reverse, a generated set made with other settings than asked, or a
+        folder with a problem (every file named).
     """
-    root = Path(root)
+    dataset, root = params["dataset"], Path(params["data_root"])
+    if dataset == "folder":
+        frame = _read_folder(params)
+        from valf.data.check import verify_decodable
+
+        verify_decodable(frame["path"], _stamp_file(params), progress=progress)
+        return {
+            "dataset": dataset,
+            "root": str(root),
+            "synthetic": None,
+            "class_names": class_names(params),
+        }
     info = synthetic.read_synthetic_info(root)
     if dataset == "lunghist700":
         if info is not None:
             raise DataError(
                 f"{root} holds a generated data set ({synthetic.SYNTHETIC_INFO_FILE}), not the "
                 "LungHist700 release; point `data_root` at the real release or set "
-                "`dataset: synthetic`.")
+                "`dataset: synthetic`."
+            )
         lunghist700.read_release(root)  # names what is missing and how to get it
-        return {"dataset": dataset, "root": str(root), "synthetic": None}
+        return {
+            "dataset": dataset,
+            "root": str(root),
+            "synthetic": None,
+            "class_names": list(lunghist700.CLASS_NAMES),
+        }
     if dataset != "synthetic":
-        raise ValueError(f"Unknown dataset {dataset!r}; choose 'synthetic' or 'lunghist700'.")
-    settings = dict(settings or {})
+        raise ValueError(
+            f"Unknown dataset {dataset!r}; choose 'synthetic', 'lunghist700' or 'folder'."
+        )
+    settings = dict(params["synthetic"] or {})
     if info is None or not (root / "data.csv").is_file():
         if (root / "data.csv").exists():
             raise DataError(
                 f"{root} holds a data set that was not generated by valf (no "
                 f"{synthetic.SYNTHETIC_INFO_FILE}); it may be the real release. Use "
-                "`dataset: lunghist700`, or another `data_root` for the generated set.")
+                "`dataset: lunghist700`, or another `data_root` for the generated set."
+            )
         _generate_locked(root, settings, progress)
         info = synthetic.read_synthetic_info(root)
-    wanted = {key: settings[key] for key in ("seed", "scale", "image_size", "difficulty")
-              if key in settings}
+    wanted = {
+        key: settings[key]
+        for key in ("seed", "scale", "image_size", "difficulty")
+        if key in settings
+    }
     found = {key: info.get(key) for key in wanted}
     if found != wanted:
-        differences = ", ".join(f"{key}: has {found[key]!r}, asked {wanted[key]!r}"
-                                for key in wanted if found[key] != wanted[key])
+        differences = ", ".join(
+            f"{key}: has {found[key]!r}, asked {wanted[key]!r}"
+            for key in wanted
+            if found[key] != wanted[key]
+        )
         raise DataError(
             f"The generated data set at {root} was made with other settings ({differences}). "
-            f"Delete {root} to regenerate it, or give this study its own `data_root`.")
-    return {"dataset": dataset, "root": str(root), "synthetic": found}
+            f"Delete {root} to regenerate it, or give this study its own `data_root`."
+        )
+    return {
+        "dataset": dataset,
+        "root": str(root),
+        "synthetic": found,
+        "class_names": list(lunghist700.CLASS_NAMES),
+    }
+
+
+def class_names(params):
+    """The class names of a run's data set, in label order: LungHist700's (ACA, NOR, SCC) for
+    the release and its generated stand-in, the class folders for a folder data set."""
+    if params["dataset"] == "folder":
+        from valf.data.folder import index_image_folder
+
+        return index_image_folder(params["data_root"]).class_names
+    return list(lunghist700.CLASS_NAMES)
+
+
+def _read_folder(params):
+    from valf.data.folder import read_image_folder
+
+    return read_image_folder(
+        params["data_root"], params["split_csv"], group_rule=params["group_rule"]
+    )
+
+
+def _stamp_file(params):
+    """Where the folder's decode check remembers the files it has seen decode."""
+    root = str(Path(params["data_root"]).expanduser().resolve())
+    key = hashlib.sha1(root.encode()).hexdigest()[:16]
+    return Path(params["cache_dir"]) / "verified" / f"{Path(root).name}-{key}.json"
 
 
 def _generate_locked(root, settings, progress):
@@ -87,41 +147,121 @@ def _generate_locked(root, settings, progress):
         if synthetic.read_synthetic_info(root) is not None and (root / "data.csv").is_file():
             return
         synthetic.make_synthetic_release(
-            root, seed=settings.get("seed", 0), scale=settings.get("scale", 1.0),
+            root,
+            seed=settings.get("seed", 0),
+            scale=settings.get("scale", 1.0),
             image_size=tuple(settings.get("image_size", (240, 320))),
-            difficulty=settings.get("difficulty", 0.5), progress=progress)
+            difficulty=settings.get("difficulty", 0.5),
+            progress=progress,
+        )
 
 
 def split_frames(params):
-    """The train, val and test frames of a run (columns of :func:`lunghist700.read_release`
-    plus ``split``), after the split, the long-tailed subsampling and the sampler.
+    """The train, val and test frames of a run (``path``, ``image_path``, ``label``,
+    ``class_name``, a group column, ``split``, and the reader's own columns), after the
+    split, the long-tailed subsampling and the sampler.
 
     Returns
     -------
     dict
         ``{"train": ..., "val": ..., "test": ...}``; ``"train"`` may repeat rows
         (over-sampling).
+
+    Raises
+    ------
+    DataError
+        A split without an image of some class (naming the classes), or a split file that
+        gives no split where ``split`` is 'official'.
     """
-    frame = lunghist700.read_release(params["data_root"], params["magnification"])
-    split = params["split"]
-    if split == "official":
-        frame = lunghist700.official_split(frame)
-    elif split == "patient":
-        frame = lunghist700.patient_split(frame, seed=params["split_seed"])
-    elif split == "kfold":
-        frame = lunghist700.kfold_split(frame, params["n_folds"], params["fold"],
-                                        params["split_seed"])
-    else:
-        frame = lunghist700.cross_validation_split(
-            lunghist700.official_split(frame), params["n_folds"], params["fold"],
-            params["split_seed"])
+    frame = _split(params)
     frames = {name: frame[frame["split"] == name].reset_index(drop=True) for name in SPLITS}
+    names = class_names(params)
     for name, part in frames.items():
-        missing = sorted(set(range(len(lunghist700.CLASS_NAMES))) - set(part["label"]))
+        missing = sorted(set(range(len(names))) - set(part["label"]))
         if missing:
+            where = f" at {params['magnification']}" if params.get("magnification") else ""
+            how = f"split {params['split']!r}"
+            if params.get("split_seed") is not None:
+                how += f", split_seed {params['split_seed']}"
             raise DataError(
-                f"The {name} split of {params['data_root']} at {params['magnification']} has no "
-                f"images of {[lunghist700.CLASS_NAMES[c] for c in missing]}.")
-    frames["train"] = sampling.resample(frames["train"], params["sampler"], seed=params["seed"],
-                                        rho=params["imbalance_ratio"])
+                f"The {name} split of {params['data_root']}{where} ({how}) has no images of "
+                f"{[names[c] for c in missing]}. Every class needs images in train, val and "
+                "test: add images of these classes, change `split_fractions`, or give a "
+                "split file."
+            )
+    frames["train"] = sampling.resample(
+        frames["train"], params["sampler"], seed=params["seed"], rho=params["imbalance_ratio"]
+    )
     return frames
+
+
+def _split(params):
+    """The data set's frame with its ``split`` column, as ``params`` ask."""
+    split, seed = params["split"], params["split_seed"]
+    if params["dataset"] == "folder":
+        frame = _read_folder(params)
+        columns = {"group": "group", "label": "label"}
+        if split in ("official", "cv") and "split" not in frame.columns:
+            if split == "official" or params["split_csv"] is not None:
+                raise DataError(
+                    f"The split file {params['split_csv']} has no `split` column, so it cannot "
+                    "give the split; add one (train/val/test), or set `split: stratified` to "
+                    "make one from its groups."
+                )
+        if split == "stratified" or (split == "cv" and "split" not in frame.columns):
+            frame = grouped_split(frame, params["split_fractions"], seed, **columns)
+    else:
+        frame = lunghist700.read_release(params["data_root"], params["magnification"])
+        columns = {"group": "patient_id", "label": "label", "within": ("resolution",)}
+        if split in ("official", "cv"):
+            frame = lunghist700.official_split(frame)
+        elif split == "patient":
+            frame = lunghist700.patient_split(frame, seed, params["split_fractions"])
+        elif split == "stratified":
+            frame = grouped_split(frame, params["split_fractions"], seed, **columns)
+    if split == "kfold":
+        frame = group_kfold_split(frame, params["n_folds"], params["fold"], seed, **columns)
+    elif split == "cv":
+        frame = training_folds_split(frame, params["n_folds"], params["fold"], seed, **columns)
+    return frame
+
+
+def check_splits(runs_params, progress=False):
+    """Make the split of every planned run once (runs sharing a split share the work) and
+    raise one DataError naming every split that leaves a class out, before any run trains.
+
+    ``runs_params`` are resolved parameters of runs on one data set.
+    """
+    from tqdm.auto import tqdm
+
+    keys = (
+        "split",
+        "split_seed",
+        "fold",
+        "n_folds",
+        "split_fractions",
+        "magnification",
+        "split_csv",
+        "group_rule",
+        "imbalance_ratio",
+        "sampler",
+        "seed",
+    )
+    distinct = {}
+    for params in runs_params:
+        # The sampler's seed matters only where a sampler or the long-tailed subsampling runs.
+        key = tuple(
+            str(params[k])
+            for k in keys
+            if k != "seed" or params["sampler"] != "none" or params["imbalance_ratio"] is not None
+        )
+        distinct.setdefault(key, params)
+    problems = []
+    for params in tqdm(distinct.values(), desc="splits", disable=not progress):
+        try:
+            split_frames(params)
+        except (DataError, ValueError) as error:  # ValueError: a long-tailed ratio not reached
+            problems.append(str(error))
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise DataError(f"{len(unique)} planned splits cannot be used:{listing(unique)}")

@@ -147,8 +147,9 @@ def long_tailed_indices(labels, rho, seed, order=None):
     if order is None:
         order = sorted(by_class, key=lambda c: (-len(by_class[c]), c))
     elif sorted(order) != sorted(by_class):
-        raise ValueError(f"`order` must list each class once: {sorted(by_class)}, "
-                         f"received {list(order)}.")
+        raise ValueError(
+            f"`order` must list each class once: {sorted(by_class)}, received {list(order)}."
+        )
     counts = long_tailed_counts(len(by_class[order[0]]), rho, len(order))
     short = [(c, len(by_class[c]), int(n)) for c, n in zip(order, counts) if len(by_class[c]) < n]
     if short:
@@ -156,8 +157,11 @@ def long_tailed_indices(labels, rho, seed, order=None):
             f"rho={rho} asks more samples than some classes have (class, has, asked): {short}. "
             "Use a larger rho or another `order`."
         )
-    return np.sort(np.concatenate(
-        [rng.choice(by_class[c], int(n), replace=False) for c, n in zip(order, counts)]))
+    return np.sort(
+        np.concatenate(
+            [rng.choice(by_class[c], int(n), replace=False) for c, n in zip(order, counts)]
+        )
+    )
 
 
 def _no_resampling(labels, seed):
@@ -178,4 +182,5 @@ def resample(frame, sampler="none", seed=0, rho=None, label_column="label"):
     if rho is not None:
         frame = frame.iloc[long_tailed_indices(frame[label_column], rho, seed)]
     return frame.iloc[SAMPLERS[sampler](frame[label_column].to_numpy(), seed)].reset_index(
-        drop=True)
+        drop=True
+    )

@@ -27,7 +27,8 @@ __all__ = ["BookStudy", "load", "load_if_complete", "settings"]
 
 
 def settings(**overrides):
-    """The book's settings: ``book/study.yml``, then ``VALF_BOOK_*`` variables, then overrides."""
+    """The book's settings: ``book/study.yml``, then ``VALF_BOOK_*`` variables, then overrides.
+    ``ablations`` and ``cv`` may be ``none`` (None): the book then shows no such study."""
     values = yaml.safe_load(SETTINGS_FILE.read_text()) if SETTINGS_FILE.is_file() else {}
     values = {
         "study": "quick",
@@ -42,6 +43,9 @@ def settings(**overrides):
         if os.environ.get(variable):
             values[key] = os.environ[variable]
     values.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("ablations", "cv"):  # a book may show no ablations or second protocol
+        if str(values.get(key)).lower() in ("", "none", "null"):
+            values[key] = None
     return values
 
 
@@ -67,7 +71,44 @@ class BookStudy:
 
     @property
     def synthetic(self):
+        """Not LungHist700: the generated stand-in or a folder of one's own images."""
         return self.dataset != "lunghist700"
+
+    @property
+    def folder(self):
+        """A folder of one's own images (no magnifications, no paper to compare with)."""
+        return self.dataset == "folder"
+
+    @property
+    def class_names(self):
+        """The classes, in label order, as the runs recorded them."""
+        from valf.report.tables import class_names
+
+        return class_names(self.runs)
+
+    def images(self):
+        """Every image of the study's data set with its class, split and path: LungHist700's
+        official split, or the split a complete run of a folder study recorded."""
+        import pandas as pd
+
+        if not self.folder:
+            from valf.data import lunghist700
+
+            return lunghist700.official_split(lunghist700.read_release(self.data_path))
+        run_dir = Path(self.done.sort_values("run_id")["run_dir"].iloc[0])
+        frame = pd.read_csv(run_dir / "split.csv").drop_duplicates("image_path")
+        frame["label"] = frame["class_name"].map({c: i for i, c in enumerate(self.class_names)})
+        frame["path"] = [str(self.data_path / p) for p in frame["image_path"]]
+        return frame
+
+    def not_lunghist700(self, what):
+        """One line saying why a section about LungHist700 (``what``) is left out."""
+        from IPython.display import Markdown
+
+        return Markdown(
+            f"*The study shown, **{self.name}**, ran on a folder of its own images "
+            f"(`{self.data_root}`), not on LungHist700, so {what} does not apply to it.*"
+        )
 
     @property
     def done(self):
@@ -83,6 +124,14 @@ class BookStudy:
             if done < total
             else ""
         )
+        if self.folder:
+            names = ", ".join(self.class_names)
+            return Markdown(
+                f":::{{note}}\nThis page shows the study **{self.name}** ({self.title}) on a "
+                f"folder of its own images (`{self.data_root}`: {len(self.class_names)} "
+                f"classes, {names}). Sections about LungHist700 and the paper's numbers say "
+                f"so and are left out.{incomplete}\n:::"
+            )
         if self.synthetic:
             return Markdown(
                 f":::{{warning}}\nThis page shows the study **{self.name}** ({self.title}), which "
@@ -104,6 +153,8 @@ def load(which="study", **overrides):
 
     config = settings(**overrides)
     name = config[which]
+    if name is None:
+        raise FileNotFoundError(f"The book shows no {which} study (book/study.yml).")
     tables = load_results(name, out=ROOT / config["results"])
     study = load_study(find_study_file(name, ROOT / config["studies"]), ROOT / config["runs_root"])
     return BookStudy(

@@ -125,9 +125,9 @@ def page_inputs(page, config):
 
 
 def _shown(config):
-    """The settings keys of the studies the book shows: main, ablations, and the
-    cross-validated protocol when its study file exists."""
-    keys = ["study", "ablations"]
+    """The settings keys of the studies the book shows: main, ablations (unless ``none``), and
+    the cross-validated protocol when its study file exists."""
+    keys = ["study"] + (["ablations"] if config.get("ablations") else [])
     if config.get("cv") and (ROOT / config["studies"] / f"{config['cv']}.yaml").is_file():
         keys.append("cv")
     return keys
@@ -229,7 +229,7 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
     print(f"pages to execute: {len(stale)} of {len(keys)}", file=out, flush=True)
     environment = {
         **os.environ,
-        **{variable: str(config[key]) for key, variable in ENVIRONMENT.items()},
+        **{variable: str(config[key] or "none") for key, variable in ENVIRONMENT.items()},
     }
     command = [
         str(Path(sys.executable).parent / "jupyter-book"),

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from valf.data.lunghist700 import CLASS_NAMES
-from valf.report.tables import SETTING, done, knob_order
-from valf.study.results import experiment_runs
+from valf.report.tables import SETTING, class_names, done, knob_order
+from valf.study.results import NO_MAGNIFICATION, experiment_runs
 
 __all__ = [
     "plot_ablation",
@@ -33,7 +32,7 @@ def plot_comparisons(comparisons):
     figure = Figure(figsize=(6.4, 0.42 * len(comparisons) + 1.3), layout="constrained")
     ax = figure.subplots()
     labels = [
-        f"{r.loss} − {r.comparator} · {r.backbone} · {r.magnification}"
+        _title(f"{r.loss} − {r.comparator}", r.backbone, r.magnification)
         for r in comparisons.itertuples()
     ]
     y = np.arange(len(comparisons))[::-1]
@@ -126,18 +125,21 @@ def plot_update_replay(class_weights, run_id, warmup_epochs, rates=(0.01, 0.1, 1
     from valf.reweighting import update_class_weights
 
     run = class_weights[class_weights["run_id"] == run_id].sort_values("epoch")
-    accuracies = run[[f"val_acc_{c}" for c in CLASS_NAMES]].to_numpy(float)
+    run = run.dropna(axis=1, how="all")  # another data set's classes, in a shared table
+    columns = [c for c in run.columns if c.startswith("val_acc_")]
+    names = [c.removeprefix("val_acc_") for c in columns]
+    accuracies = run[columns].to_numpy(float)
     epochs = run["epoch"].to_numpy(int)
     figure = Figure(figsize=(3.2 * len(rates), 3.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(rates), sharey=False))
     for ax, rate in zip(axes, rates):
-        weights, rows = np.ones(len(CLASS_NAMES)), []
+        weights, rows = np.ones(len(names)), []
         for epoch, accuracy in zip(epochs, accuracies):
             if epoch >= warmup_epochs and np.all(np.isfinite(accuracy)):
                 weights = np.asarray(update_class_weights(weights, accuracy, rate))
             rows.append(weights.copy())
         rows = np.array(rows)
-        for c, name in enumerate(CLASS_NAMES):
+        for c, name in enumerate(names):
             ax.plot(epochs, rows[:, c], label=name)
         ax.axvline(warmup_epochs, color="0.6", linewidth=0.8, linestyle=":")
         ax.set(title=f"r = {rate:g}", xlabel="epoch")
@@ -153,6 +155,7 @@ def plot_confusions(predictions, runs, backbone, methods=None):
 
     from valf.run.figures import plot_confusion
 
+    names = class_names(runs)
     complete = done(runs)
     complete = complete[complete["backbone"] == backbone]
     losses = list(methods or dict.fromkeys(complete["method"]))
@@ -160,21 +163,22 @@ def plot_confusions(predictions, runs, backbone, methods=None):
     test = predictions[predictions["split"] == "test"].merge(
         complete[["run_id", "method", "magnification"]], on="run_id"
     )
+    side = 2.1 + 0.12 * max(0, len(names) - 3)  # room for the class names
     figure = Figure(
-        figsize=(2.1 * len(losses), 2.1 * len(magnifications) + 0.4), layout="constrained"
+        figsize=(side * len(losses), side * len(magnifications) + 0.4), layout="constrained"
     )
     axes = np.atleast_2d(figure.subplots(len(magnifications), len(losses), squeeze=False))
     for i, magnification in enumerate(magnifications):
         for j, loss in enumerate(losses):
             part = test[(test["method"] == loss) & (test["magnification"] == magnification)]
             counts = confusion_matrix(
-                part["label"], part["predicted"], labels=list(range(len(CLASS_NAMES)))
+                part["label"], part["predicted"], labels=list(range(len(names)))
             ).astype(float)
             normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
             ax = axes[i, j]
             plot_confusion(
-                pd.DataFrame(normalised, index=CLASS_NAMES, columns=CLASS_NAMES),
-                title=f"{loss} · {magnification}",
+                pd.DataFrame(normalised, index=names, columns=names),
+                title=_title(loss, magnification),
                 ax=ax,
             )
             ax.title.set_fontsize("small")
@@ -184,6 +188,11 @@ def plot_confusions(predictions, runs, backbone, methods=None):
     figure.supxlabel("predicted", fontsize="small")
     figure.supylabel("true", fontsize="small")
     return figure
+
+
+def _title(*parts):
+    """Panel title from setting values, leaving out a magnification the data set lacks."""
+    return " · ".join(str(p) for p in parts if p != NO_MAGNIFICATION)
 
 
 def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
@@ -199,7 +208,7 @@ def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
     axes = np.atleast_1d(figure.subplots(1, max(1, len(settings)), sharey=True))
     for ax, setting in zip(axes, settings):
         part = table[(table["backbone"] == setting[0]) & (table["magnification"] == setting[1])]
-        for name in CLASS_NAMES:
+        for name in class_names(runs):
             by_epoch = part.groupby("epoch")[f"weight_{name}"]
             mean = by_epoch.mean()
             ax.plot(mean.index, mean.to_numpy(), label=name)
@@ -207,9 +216,10 @@ def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
                 mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(), alpha=0.2
             )
         ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
-        ax.set(title=f"{setting[0]} · {setting[1]}", xlabel="epoch")
+        ax.set(title=_title(*setting), xlabel="epoch")
     axes[0].set_ylabel(f"{method}: class weight")
-    axes[-1].legend(frameon=False, fontsize="small")
+    # One column of names up to a dozen classes; beyond, the legend would hide the lines.
+    axes[-1].legend(frameon=False, fontsize="small", ncols=1 + len(class_names(runs)) // 12)
     return figure
 
 

@@ -14,6 +14,7 @@ per-class F1 (``f1``, the study's own measure).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from valf.data.lunghist700 import CLASS_NAMES
 from valf.run.backbones import PAPER_NAMES
 from valf.stats import detectable_difference, mean_ci, prediction_interval, seed_and_image_interval
 from valf.study.comparisons import seed_predictions
-from valf.study.results import experiment_runs
+from valf.study.results import NO_MAGNIFICATION, experiment_runs
 
 __all__ = [
     "INTERVAL_METRICS",
@@ -32,6 +33,7 @@ __all__ = [
     "ablation_table",
     "accuracy_check",
     "claimed_gains",
+    "class_names",
     "compare_with_paper",
     "detectable_differences",
     "done",
@@ -157,9 +159,10 @@ def table2(summary, metrics=("accuracy", "precision", "recall", "f1", "f1_of_mea
             _cell(*v)
             for v in zip(shown[f"{metric}_mean"], shown[f"{metric}_low"], shown[f"{metric}_high"])
         ]
-    shown = shown.sort_values([*SETTING], kind="stable")
+    setting = shown_settings(shown)
+    shown = shown.sort_values(setting, kind="stable")
     best = shown["best"].to_numpy()
-    shown = shown.set_index([*SETTING, "method"])[[_LABELS[m] for m in present] + ["seeds"]]
+    shown = shown.set_index([*setting, "method"])[[_LABELS[m] for m in present] + ["seeds"]]
 
     def bold(row):
         return ["font-weight: bold" if best[shown.index.get_loc(row.name)] else "" for _ in row]
@@ -397,12 +400,38 @@ def knob_order(values):
     return numeric.fillna(-np.inf) if numeric.notna().any() else values
 
 
+def shown_settings(table):
+    """The setting columns a table shows: backbone, and magnification unless the data set has
+    none (every row ``all``, :data:`valf.study.results.NO_MAGNIFICATION`)."""
+    no_magnification = (
+        "magnification" in table and (table["magnification"] == NO_MAGNIFICATION).all()
+    )
+    return [k for k in SETTING if not (k == "magnification" and no_magnification)]
+
+
+def class_names(runs):
+    """The class names of a study's runs, in label order: what their metrics.json records
+    (LungHist700's for runs recorded before the runs named their classes).
+
+    Examples
+    --------
+    >>> class_names(pd.DataFrame({"status": ["done"], "class_names": ['["cat", "dog"]']}))
+    ['cat', 'dog']
+    """
+    recorded = done(runs)["class_names"].dropna() if "class_names" in runs else []
+    for value in recorded:
+        return list(json.loads(value)) if isinstance(value, str) else list(value)
+    return list(CLASS_NAMES)
+
+
 def per_class_recall(runs, keys=("backbone", "magnification", "method")):
     """Test recall per class (``recall_<class>`` of each run's metrics.json), mean over seeds,
-    per ``keys``."""
-    columns = [f"recall_{c}" for c in CLASS_NAMES]
-    table = done(runs).groupby(list(keys), sort=False)[columns].mean()
-    return table.rename(columns=dict(zip(columns, CLASS_NAMES))).reset_index()
+    per ``keys``; a setting's column is left out where every run shares it (``all``)."""
+    names = class_names(runs)
+    columns = [f"recall_{c}" for c in names]
+    keys = [k for k in keys if k in shown_settings(runs) or k not in SETTING]
+    table = done(runs).groupby(keys, sort=False)[columns].mean()
+    return table.rename(columns=dict(zip(columns, names))).reset_index()
 
 
 def read_environments(runs):
@@ -436,12 +465,13 @@ def one_image_f1_steps(predictions, runs, max_runs=12):
     test = predictions[predictions["split"] == "test"]
     with_predictions = set(test["run_id"])
     run_ids = [r for r in done(runs)["run_id"] if r in with_predictions][:max_runs]
+    num_classes = len(class_names(runs))
     for run_id in run_ids:
         part = test[test["run_id"] == run_id]
         y, predicted = part["label"].to_numpy(), part["predicted"].to_numpy()
         base = f1_score(y, predicted, average="macro", zero_division=0)
         for i in np.flatnonzero(y == predicted):
             changed = predicted.copy()
-            changed[i] = (changed[i] + 1) % len(CLASS_NAMES)
+            changed[i] = (changed[i] + 1) % num_classes
             steps.append(base - f1_score(y, changed, average="macro", zero_division=0))
     return np.asarray(steps)

@@ -8,7 +8,7 @@ import pandas as pd
 from valf import metrics
 from valf.run import rundir
 
-__all__ = ["evaluate", "tidy_history", "write_outputs"]
+__all__ = ["evaluate", "group_column", "tidy_history", "write_outputs", "write_split"]
 
 _VALIDATION_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "auc")
 
@@ -60,12 +60,37 @@ def write_outputs(run_dir, frames, labels, probabilities, result, class_names, w
     rundir.write_json(run_dir / "metrics.json", result)
 
 
+def group_column(frame):
+    """The column naming what must not be divided between splits: LungHist700's patient, a
+    folder data set's group."""
+    return "patient_id" if "patient_id" in frame.columns else "group"
+
+
+def write_split(run_dir, frames):
+    """split.csv: every image the run used, once, with its class, group and split (the
+    training images after any resampling)."""
+    rows = []
+    for split, frame in frames.items():
+        part = frame.drop_duplicates("image_path")
+        rows.append(
+            pd.DataFrame(
+                {
+                    "image_path": part["image_path"],
+                    "class_name": part["class_name"],
+                    "group": part[group_column(part)],
+                    "split": split,
+                }
+            )
+        )
+    rundir.write_atomic(run_dir / "split.csv", pd.concat(rows).to_csv(index=False))
+
+
 def _prediction_table(frame, split, labels, probabilities, class_names):
     table = pd.DataFrame(
         {
             "split": split,
             "image_path": frame["image_path"],
-            "patient_id": frame["patient_id"],
+            "group": frame[group_column(frame)],
             "label": labels,
             "class_name": [class_names[c] for c in labels],
         }

@@ -83,16 +83,21 @@ def plot_confusion(confusion, title=None, ax=None):
         ax = figure.subplots()
     values = np.asarray(confusion, dtype=float)
     ax.imshow(values, vmin=0, vmax=1, cmap="Blues")
-    for (row, column), value in np.ndenumerate(values):
-        ax.text(
-            column,
-            row,
-            f"{value:.2f}",
-            ha="center",
-            va="center",
-            color="white" if value > 0.6 else "black",
-        )
-    ax.set_xticks(range(values.shape[1]), [str(c) for c in confusion.columns])
+    if len(values) <= 10:  # beyond ten classes the numbers would not fit; the colours tell
+        for (row, column), value in np.ndenumerate(values):
+            ax.text(
+                column,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                color="white" if value > 0.6 else "black",
+            )
+    ax.set_xticks(
+        range(values.shape[1]),
+        [str(c) for c in confusion.columns],
+        rotation=90 if len(values) > 4 else 0,
+    )
     ax.set_yticks(range(values.shape[0]), [str(r) for r in confusion.index])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

@@ -30,6 +30,7 @@ __all__ = [
     "LOSSES",
     "PARAMETERS",
     "ParameterError",
+    "check_class_lists",
     "check_parameter",
     "from_namespace",
     "method_label",
@@ -40,8 +41,8 @@ __all__ = [
 
 #: The losses a run can train with (METHOD.md section 2).
 LOSSES = ("CCE", "WCCE", "FL", "CB", "CEFL", "CEFL2", "DWFL", "VALF")
-DATASETS = ("synthetic", "lunghist700")
-SPLITS = ("official", "patient", "cv", "kfold")
+DATASETS = ("synthetic", "lunghist700", "folder")
+SPLITS = ("official", "patient", "stratified", "cv", "kfold")
 FOLDED_SPLITS = ("cv", "kfold")
 PRIORS = ("uniform", "inverse_frequency")
 SAMPLERS = ("none", "undersample", "oversample")
@@ -58,7 +59,19 @@ _USED_BY = {
 }
 
 # Parameters that resolve_parameters sets to None where they do not apply.
-_NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {"split_seed", "fold", "n_folds"}
+_NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {
+    "split_seed",
+    "fold",
+    "n_folds",
+    "split_fractions",
+    "magnification",
+    "image_scale",
+}
+# Splits drawn at random (their seed applies), and those cut in given shares.
+_SEEDED_SPLITS = ("patient", "stratified", "cv", "kfold")
+_SHARED_SPLITS = ("patient", "stratified")
+# What applies only to a folder data set.
+_FOLDER_ONLY = ("split_csv", "group_rule")
 
 
 class ParameterError(ValueError):
@@ -188,6 +201,47 @@ def _prior(value, name):
     return _positive_list(value, name, expected)
 
 
+def _optional_text(value, name):
+    if value is None:
+        return None
+    return _text()(value, name)
+
+
+def _group_rule(value, name):
+    if value is None:
+        return None
+    value = _text()(value, name)
+    try:
+        pattern = re.compile(value)
+    except re.error as error:
+        _fail(name, value, f"a regular expression ({error})")
+    if pattern.groups > 1:
+        _fail(name, value, "a regular expression with at most one group")
+    return value
+
+
+def _image_size(value, name):
+    expected = "null or [height, width], two integers >= 8"
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        _fail(name, value, expected)
+    size = [_number(v, name, expected) for v in value]
+    if any(float(v) != int(v) or v < 8 for v in size):
+        _fail(name, value, expected)
+    return [int(v) for v in size]
+
+
+def _fractions(value, name):
+    expected = "three shares (train, val, test), each > 0, summing to 1"
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        _fail(name, value, expected)
+    shares = [float(_number(v, name, expected)) for v in value]
+    if any(v <= 0 for v in shares) or abs(sum(shares) - 1) > 1e-9:
+        _fail(name, value, expected)
+    return shares
+
+
 def _jit(value, name):
     if value not in ("auto", True, False):
         _fail(name, value, '"auto", true or false')
@@ -244,16 +298,27 @@ PARAMETERS = dict(
         _p("backbone", "SmallCNN", _backbone, "network (valf.run.backbones.BACKBONES)"),
         _p("weights", None, _weights, "'imagenet' or null (random initialisation)"),
         _p("loss", "VALF", _choice(*LOSSES), "training loss"),
-        _p("magnification", "20x", _choice("20x", "40x"), "LungHist700 magnification"),
+        _p(
+            "magnification",
+            "20x",
+            _choice("20x", "40x"),
+            "LungHist700 magnification (null for a folder data set)",
+        ),
         _p("seed", 0, _int_check(), "seed of initialisation, order and augmentation"),
         # Data.
         _p(
             "dataset",
             "synthetic",
             _choice(*DATASETS),
-            "'lunghist700' (the release) or 'synthetic' (the generated stand-in)",
+            "'lunghist700' (the release), 'synthetic' (the generated stand-in) or 'folder' "
+            "(your own images, one folder per class)",
         ),
-        _p("data_root", "data/synthetic", _text(), "release root: the folder with data.csv"),
+        _p(
+            "data_root",
+            "data/synthetic",
+            _text(),
+            "release root (the folder with data.csv), or the folder of class folders",
+        ),
         _p(
             "synthetic",
             dict(SYNTHETIC_DEFAULTS),
@@ -264,10 +329,30 @@ PARAMETERS = dict(
             "split",
             "official",
             _choice(*SPLITS),
-            "'official' patient split, seeded 'patient' split, 'cv' folds of the training split "
-            "(for choosing a parameter), or 'kfold': cross-validation over all patients",
+            "'official': LungHist700's patient split, or a folder's split file; 'patient': "
+            "a seeded split by patient; 'stratified': a seeded split stratified by class and "
+            "grouped (a folder's default without a split file); 'cv': folds of the training "
+            "split (for choosing a parameter); 'kfold': cross-validation over every image",
         ),
-        _p("split_seed", 0, _int_check(), "seed of the 'patient' split and of the folds"),
+        _p(
+            "split_csv",
+            None,
+            _optional_text,
+            "folder data set: CSV with path and split and/or group (null: none)",
+        ),
+        _p(
+            "group_rule",
+            None,
+            _group_rule,
+            "folder data set: regular expression naming an image's group in its path",
+        ),
+        _p(
+            "split_fractions",
+            [0.7, 0.15, 0.15],
+            _fractions,
+            "shares of train, val and test of the 'patient' and 'stratified' splits",
+        ),
+        _p("split_seed", 0, _int_check(), "seed of the seeded splits and of the folds"),
         _p("fold", 0, _int_check(), "the held-out fold with split='cv' or 'kfold'"),
         _p("n_folds", 5, _int_check(2), "folds with split='cv' or 'kfold'"),
         _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
@@ -282,8 +367,9 @@ PARAMETERS = dict(
             "image_scale",
             0.25,
             _float_check(0, 1, low_open=True),
-            "network input is (1200 r) x (1600 r)",
+            "network input is (1200 r) x (1600 r), unless image_size is given",
         ),
+        _p("image_size", None, _image_size, "network input [height, width] (null: image_scale)"),
         _p("augment", True, _bool, "apply the paper's training augmentation"),
         _p("fast_augmentation", False, _bool, "resize first, then augment (valf.data.augment)"),
         # Optimisation (METHOD.md section 6).
@@ -392,15 +478,62 @@ def _normalise(p, given):
     for name, users in _USED_BY.items():
         if loss not in users:
             p[name] = None
-    if p["dataset"] == "lunghist700":
+    _normalise_data(p, given)
+    _normalise_split(p, given)
+    if p["image_size"] is not None:
+        p["image_scale"] = None
+    if p["backbone"] == "SmallCNN" and p["weights"] is not None:
+        raise ParameterError(
+            "Backbone 'SmallCNN' has no pretrained weights; set `weights` to null."
+        )
+    if p["dataset"] != "folder":
+        from valf.data.lunghist700 import CLASS_NAMES
+
+        check_class_lists(p, CLASS_NAMES)
+    return p
+
+
+def _normalise_data(p, given):
+    if p["dataset"] != "synthetic":
         if given.get("synthetic") not in (None, PARAMETERS["synthetic"].default):
             raise ParameterError(
-                "Parameter `synthetic` (generator settings) must be null when "
-                "`dataset` is 'lunghist700'."
+                "Parameter `synthetic` (generator settings) applies only to "
+                f"dataset='synthetic', not {p['dataset']!r}; set it to null."
             )
         p["synthetic"] = None
     elif p["synthetic"] is None:
         p["synthetic"] = dict(SYNTHETIC_DEFAULTS)
+    if p["dataset"] == "folder":
+        if given.get("magnification") is not None:
+            raise ParameterError(
+                "Parameter `magnification` applies to LungHist700 (and its generated "
+                "stand-in), not to a folder data set; leave it out."
+            )
+        p["magnification"] = None
+    else:
+        given_folder_only = [name for name in _FOLDER_ONLY if p[name] is not None]
+        if given_folder_only:
+            raise ParameterError(
+                f"Parameters {given_folder_only} apply only to dataset='folder', not "
+                f"{p['dataset']!r}."
+            )
+
+
+def _normalise_split(p, given):
+    if p["dataset"] == "folder":
+        if "split" not in given or given["split"] is None:
+            # A folder's own split is its split file's; without one, a stratified split is made.
+            p["split"] = "official" if p["split_csv"] is not None else "stratified"
+        elif p["split"] == "patient":
+            raise ParameterError(
+                "Parameter `split`: 'patient' is LungHist700's; a folder data set is split "
+                "by its groups with 'stratified' (or given by its split file, 'official')."
+            )
+        elif p["split"] == "official" and p["split_csv"] is None:
+            raise ParameterError(
+                "Parameter `split`: 'official' takes the split of a split file, and "
+                "`split_csv` is not given; give one, or use 'stratified'."
+            )
     if p["split"] in FOLDED_SPLITS:
         if p["fold"] >= p["n_folds"]:
             raise ParameterError(
@@ -414,20 +547,34 @@ def _normalise(p, given):
             )
         p["n_folds"] = None
         p["fold"] = None
-    if p["split"] == "official":
+    # A folder's 'cv' folds the training part of its stratified split when it has no split file.
+    seeded = p["split"] in _SEEDED_SPLITS
+    shared = p["split"] in _SHARED_SPLITS or (
+        p["split"] == "cv" and p["dataset"] == "folder" and p["split_csv"] is None
+    )
+    if not seeded:
         p["split_seed"] = None
-    if p["backbone"] == "SmallCNN" and p["weights"] is not None:
-        raise ParameterError(
-            "Backbone 'SmallCNN' has no pretrained weights; set `weights` to null."
-        )
-    if isinstance(p["alpha"], list) or isinstance(p["prior"], list):
-        for name in ("alpha", "prior"):
-            if isinstance(p[name], list) and len(p[name]) != 3:
-                raise ParameterError(
-                    f"Parameter `{name}` must list one value per class "
-                    f"(ACA, NOR, SCC), received {p[name]!r}."
-                )
-    return p
+    if not shared:
+        p["split_fractions"] = None
+
+
+def check_class_lists(params, class_names):
+    """Check that a per-class ``alpha`` or ``prior`` lists one value per class.
+
+    Examples
+    --------
+    >>> check_class_lists({"alpha": [1.0, 2.0], "prior": "uniform"}, ["a", "b", "c"])
+    Traceback (most recent call last):
+    ...
+    valf.run.parameters.ParameterError: Parameter `alpha` must list one value per class (a, b, c), received [1.0, 2.0].
+    """  # noqa: E501
+    for name in ("alpha", "prior"):
+        value = params.get(name)
+        if isinstance(value, list) and len(value) != len(class_names):
+            raise ParameterError(
+                f"Parameter `{name}` must list one value per class "
+                f"({', '.join(class_names)}), received {value!r}."
+            )
 
 
 def parameter_hash(params):
@@ -462,8 +609,9 @@ def run_id(params):
     >>> run_id(resolve_parameters(loss="FL")) == run_id(resolve_parameters(loss="FL", rate=5))
     True
     """
+    magnification = f"{params['magnification']}-" if params.get("magnification") else ""
     return (
-        f"{params['loss']}-{params['backbone']}-{params['magnification']}-"
+        f"{params['loss']}-{params['backbone']}-{magnification}"
         f"seed{params['seed']}-{parameter_hash(params)[:10]}"
     )
 

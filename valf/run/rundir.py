@@ -10,10 +10,11 @@ a swept run by the sweep):
 =====================  =========================================================
 ``params.yaml``        the resolved parameters
 ``status.json``        ``running``, ``ok`` or ``failed`` (with the traceback)
+``split.csv``          every image the run used, once: class, group, split
 ``history.csv``        one row per epoch, from 1 (Keras' CSVLogger writes ``backup/history_log.csv``
                        while training; this is its deduplicated copy)
 ``class_weights.csv``  weighted losses: the weights, per epoch for DWFL/VALF
-``metrics.json``       test and validation metrics, training summary
+``metrics.json``       test and validation metrics, training summary, class names
 ``predictions.csv``    each val/test image: true class, probabilities, prediction
 ``confusion.csv``      row-normalised test confusion matrix
 ``environment.json``   package versions, git commit, device

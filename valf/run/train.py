@@ -141,17 +141,19 @@ def _configure_runtime(params):
 
 
 def _run(params, run_dir, progress):
-    from valf.data.lunghist700 import CLASS_NAMES
     from valf.data.prepare import prepare_dataset, split_frames
-    from valf.run.evaluate import evaluate, tidy_history, write_outputs
+    from valf.run.evaluate import evaluate, tidy_history, write_outputs, write_split
     from valf.run.inputs import run_datasets
     from valf.run.objective import class_weight_table, reweighting_callback, weight_reach
+    from valf.run.parameters import check_class_lists
     from valf.run.state import BestWeightsCheckpoint, read_training_state
 
     _configure_runtime(params)
-    prepare_dataset(params["dataset"], params["data_root"], params["synthetic"], progress=progress)
+    names = prepare_dataset(params, progress=progress)["class_names"]
+    check_class_lists(params, names)
     frames = split_frames(params)
-    counts = np.bincount(frames["train"]["label"], minlength=len(CLASS_NAMES))
+    write_split(run_dir, frames)
+    counts = np.bincount(frames["train"]["label"], minlength=len(names))
     backup_dir = run_dir / "backup"
     state = read_training_state(backup_dir)
     first_epoch = int(state["epoch"]) if state else 0
@@ -162,11 +164,9 @@ def _run(params, run_dir, progress):
         history_log.unlink(missing_ok=True)
         (run_dir / "history.csv").unlink(missing_ok=True)
     backup_dir.mkdir(parents=True, exist_ok=True)
-    datasets, out_size = run_datasets(params, frames, first_epoch)
-    model, loss = _compiled_model(params, counts, out_size, len(CLASS_NAMES))
-    reweighting = reweighting_callback(
-        params, loss, datasets["val"], datasets["train_eval"], CLASS_NAMES
-    )
+    datasets, out_size = run_datasets(params, frames, len(names), first_epoch)
+    model, loss = _compiled_model(params, counts, out_size, len(names))
+    reweighting = reweighting_callback(params, loss, datasets["val"], datasets["train_eval"], names)
     checkpoint = BestWeightsCheckpoint(run_dir / "best.weights.h5")
     fit_seconds = _fit(
         model,
@@ -182,21 +182,22 @@ def _run(params, run_dir, progress):
     )
     history = tidy_history(history_log, run_dir / "history.csv")
     _restore_best(model, run_dir / "best.weights.h5")
-    labels, probabilities, found = evaluate(model, datasets, frames, CLASS_NAMES, params["seed"])
+    labels, probabilities, found = evaluate(model, datasets, frames, names, params["seed"])
     summary = _summary(params, history, checkpoint, first_epoch, fit_seconds)
-    weights = class_weight_table(loss, reweighting, CLASS_NAMES)
+    weights = class_weight_table(loss, reweighting, names)
     result = {
         **found,
         # How far VALF's or DWFL's weights moved apart: largest / smallest at the end.
         "weight_reach": weight_reach(weights) if reweighting is not None else None,
         "val_loss_best": float(history["val_loss"].min()) if len(history) else None,
         **summary,
-        **{f"n_train_{c}": int(n) for c, n in zip(CLASS_NAMES, counts)},
+        "class_names": list(names),
+        **{f"n_train_{c}": int(n) for c, n in zip(names, counts)},
         "n_train": int(counts.sum()),
         "n_val": len(labels["val"]),
         "n_test": len(labels["test"]),
     }
-    write_outputs(run_dir, frames, labels, probabilities, result, CLASS_NAMES, weights)
+    write_outputs(run_dir, frames, labels, probabilities, result, names, weights)
     if not params["keep_weights"]:
         (run_dir / "best.weights.h5").unlink(missing_ok=True)
     return summary

@@ -99,12 +99,7 @@ def _resolve(study, name, combination, selected, check_only=False):
     experiment = study.experiments[name]
     params = {**study.defaults, **experiment["fixed"], **combination}
     params.update({k: v for k, v in selected.items() if v is not None})
-    params.update(
-        runs_root=str(study.runs_root),
-        dataset=study.data["dataset"],
-        data_root=study.data["root"],
-        synthetic=study.data["synthetic"],
-    )
+    params.update(study.data_values())
     try:
         return resolve_parameters(params)
     except ParameterError as error:

@@ -7,8 +7,10 @@ returns pandas tables; :func:`write_results` writes them to
 =======================  ================================================================
 ``runs``                 one row per run: ``run_id``, ``experiments`` (``;``-joined),
                          ``status``, ``method`` (the loss, and VALF's rate), every
-                         parameter, every metric, timing, ``<package>_version``
-                         of every recorded package, ``valf_git_commit``, ``device``
+                         parameter (``magnification`` is ``all`` on a data set without
+                         magnifications), every metric (``class_names`` as JSON), timing,
+                         ``<package>_version`` of every recorded package,
+                         ``valf_git_commit``, ``keras_backend``, ``device``
 ``history``              one row per run and epoch (history.csv)
 ``class_weights``        one row per run and epoch of the weighted losses
 ``predictions``          one row per run and validation/test image
@@ -32,9 +34,12 @@ from valf.run import rundir
 from valf.run.parameters import method_label
 from valf.study.spec import find_study_file, load_study
 
-__all__ = ["collect", "experiment_runs", "load_results", "write_results"]
+__all__ = ["NO_MAGNIFICATION", "collect", "experiment_runs", "load_results", "write_results"]
 
 _TABLES = ("runs", "history", "class_weights", "predictions", "comparisons")
+#: The ``magnification`` of runs on a data set that has none (a folder of one's own images),
+#: so that every table groups them as one setting instead of dropping them.
+NO_MAGNIFICATION = "all"
 
 
 def _flat(value):
@@ -54,9 +59,11 @@ def _run_row(run):
     status = rundir.read_status(run.run_dir)
     row["error"] = status.get("error")
     row["wall_seconds"] = status.get("wall_seconds")
+    if row["magnification"] is None:  # a data set without magnifications: one setting
+        row["magnification"] = NO_MAGNIFICATION
     metrics_path = run.run_dir / "metrics.json"
     if row["status"] == "done" and metrics_path.is_file():
-        row.update(json.loads(metrics_path.read_text()))
+        row.update({k: _flat(v) for k, v in json.loads(metrics_path.read_text()).items()})
     environment_path = run.run_dir / "environment.json"
     if environment_path.is_file():
         environment = json.loads(environment_path.read_text())

@@ -6,9 +6,10 @@ A study file names its data set, the parameters every run shares, and one or mor
     name: quick                        # the study's name (results/<name>/)
     title: Quick study on the embedded data set
     data:                              # where the images come from
-      dataset: synthetic               # or lunghist700
+      dataset: synthetic               # or lunghist700, or folder (your own images)
       root: data/synthetic
       synthetic: {difficulty: 1.0}     # generator settings (synthetic only)
+      # folder only: split_csv (path, split and/or group), group (a regular expression)
     defaults:                          # run parameters of every run
       backbone: SmallCNN
       epochs: 20
@@ -57,10 +58,10 @@ __all__ = ["SELECTION_METRICS", "Study", "StudyError", "find_study_file", "load_
 
 _TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments", "book"}
 _EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
-_DATA_KEYS = {"dataset", "root", "synthetic"}
+_DATA_KEYS = {"dataset", "root", "synthetic", "split_csv", "group"}
 _SELECT_KEYS = {"study", "experiment", "metric", "by"}
 # Set by the data block or the sweep, never by a study's parameters.
-RESERVED = {"runs_root", "dataset", "data_root", "synthetic"}
+RESERVED = {"runs_root", "dataset", "data_root", "synthetic", "split_csv", "group_rule"}
 #: Metrics a selection can maximise (recorded in metrics.json).
 SELECTION_METRICS = ("val_accuracy", "val_f1", "val_balanced_accuracy", "accuracy", "f1")
 
@@ -86,7 +87,7 @@ class Study:
     name, title, description : str
     book : dict
     data : dict
-        ``dataset``, ``root``, ``synthetic``.
+        ``dataset``, ``root``, ``synthetic``, ``split_csv``, ``group_rule``.
     defaults : dict
     experiments : dict
         name -> ``{"fixed", "grid", "select", "description"}``.
@@ -120,6 +121,22 @@ class Study:
         from valf.study.selection import selection_tables
 
         return selection_tables(self)
+
+    def data_values(self):
+        """The run parameters the study's data block (and its runs root) sets in every run."""
+        return {
+            "runs_root": str(self.runs_root),
+            "dataset": self.data["dataset"],
+            "data_root": self.data["root"],
+            "synthetic": self.data["synthetic"],
+            "split_csv": self.data["split_csv"],
+            "group_rule": self.data["group_rule"],
+        }
+
+    def data_parameters(self):
+        """Resolved run parameters of the study's defaults and data block: enough to check the
+        data before any run is planned."""
+        return resolve_parameters({**self.defaults, **self.data_values()})
 
     @property
     def directory(self):
@@ -235,7 +252,11 @@ def _check_data(path, data):
         raise StudyError(f"{where(path, 'data')} needs `dataset` and `root`.")
     try:
         resolved = resolve_parameters(
-            dataset=data["dataset"], data_root=data["root"], synthetic=data.get("synthetic")
+            dataset=data["dataset"],
+            data_root=data["root"],
+            synthetic=data.get("synthetic"),
+            split_csv=data.get("split_csv"),
+            group_rule=data.get("group"),
         )
     except ParameterError as error:
         raise StudyError(f"{where(path, 'data')}: {error}") from None
@@ -243,6 +264,8 @@ def _check_data(path, data):
         "dataset": resolved["dataset"],
         "root": resolved["data_root"],
         "synthetic": resolved["synthetic"],
+        "split_csv": resolved["split_csv"],
+        "group_rule": resolved["group_rule"],
     }
 
 

@@ -178,13 +178,7 @@ def sweep(
     }
     lock = _lock(study)
     try:
-        from valf.data.prepare import prepare_dataset
-
-        # Once, before any run: generate the embedded set or check the real release, so a
-        # missing data set stops the sweep here and parallel runs never race to generate it.
-        prepare_dataset(
-            study.data["dataset"], study.data["root"], study.data["synthetic"], progress=progress
-        )
+        _prepare_data(study, chosen, progress)
         if force:
             for run in chosen(study.expand()[0]):
                 shutil.rmtree(run.run_dir, ignore_errors=True)
@@ -199,6 +193,18 @@ def sweep(
     summary.seconds = time.perf_counter() - started
     print(summary.report(), file=out)
     return summary
+
+
+def _prepare_data(study, chosen, progress):
+    """Once, before any run: generate the embedded set, check the real release, or index and
+    decode a folder; then make every planned run's split. A missing or broken data set, or a
+    split that leaves a class out, stops the sweep here, and parallel runs never race to
+    generate the set."""
+    from valf.data.prepare import check_splits, prepare_dataset
+
+    planned = [run.params for run in chosen(study.expand()[0])]
+    prepare_dataset(planned[0] if planned else study.data_parameters(), progress=progress)
+    check_splits(planned)
 
 
 def _check_request(study, experiments, force, run_ids):

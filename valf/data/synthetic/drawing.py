@@ -14,8 +14,15 @@ import cv2
 import numpy as np
 
 from valf.data.synthetic.metadata import image_dir
-from valf.data.synthetic.settings import (DEFAULTS, GRADES, RESOLUTIONS, SUPERCLASSES,
-                                          check_image_size, check_seed, check_unit_interval)
+from valf.data.synthetic.settings import (
+    DEFAULTS,
+    GRADES,
+    RESOLUTIONS,
+    SUPERCLASSES,
+    check_image_size,
+    check_seed,
+    check_unit_interval,
+)
 
 __all__ = ["render_tile"]
 
@@ -32,7 +39,6 @@ _IRREGULARITY = {"bd": 0.05, "md": 0.11, "pd": 0.20}
 _PLEOMORPHISM = {"bd": 0.08, "md": 0.15, "pd": 0.26}
 _SOLID_GLANDS = {"bd": 0.0, "md": 0.12, "pd": 0.35}
 _PEARLS = {"bd": 2.2, "md": 1.4, "pd": 0.6}
-
 
 
 # ---------------------------------------------------------------------------
@@ -96,8 +102,12 @@ def _draw_ellipses(canvas, centres, axes, angles, values):
     """Filled anti-aliased ellipses on a uint8 canvas; later ones cover earlier ones."""
     centres = np.round(np.asarray(centres) * _ONE).astype(int)
     axes = np.round(np.maximum(np.asarray(axes), 0.5) * _ONE).astype(int)
-    rows = zip(centres.tolist(), axes.tolist(), np.asarray(angles, float).tolist(),
-               np.asarray(values).astype(int).tolist())
+    rows = zip(
+        centres.tolist(),
+        axes.tolist(),
+        np.asarray(angles, float).tolist(),
+        np.asarray(values).astype(int).tolist(),
+    )
     for centre, axis, angle, value in rows:
         cv2.ellipse(canvas, centre, axis, angle, 0, 360, value, -1, cv2.LINE_AA, _SHIFT)
 
@@ -222,14 +232,16 @@ class _Tissue:
         )
         path = start + np.cumsum(step * np.stack([np.cos(heading), np.sin(heading)], -1), 1)
         canvas = np.zeros(shape, np.uint8)
-        thickness = max(1, int(round(0.7 * unit)))
+        thickness = max(1, round(0.7 * unit))
         # Four brightness levels, one drawing call each.
         level = rng.integers(0, 4, n)
         pts = np.round(path * _ONE).astype(np.int32)
         for value in range(4):
             lines = list(pts[level == value])
             if lines:
-                cv2.polylines(canvas, lines, False, 100 + 50 * value, thickness, cv2.LINE_AA, _SHIFT)
+                cv2.polylines(
+                    canvas, lines, False, 100 + 50 * value, thickness, cv2.LINE_AA, _SHIFT
+                )
         self.eosin += 0.28 * self.soft(canvas, 0.4) - 0.06
         # Gaps between bundles: a little paler, with a fine texture.
         self.eosin *= 1 + 0.12 * _noise(rng, shape)
@@ -253,7 +265,9 @@ def _paint_alveoli(tissue, difficulty):
     # Bend the straight Voronoi walls with a smooth displacement field: alveoli are not
     # polygons.
     height, width = shape
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x, grid_y = np.meshgrid(
+        np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32)
+    )
     bend = 0.07 * spacing
     map_x = grid_x + bend * _smooth_noise(rng, shape, 1.2 * spacing)
     map_y = grid_y + bend * _smooth_noise(rng, shape, 1.2 * spacing)
@@ -267,8 +281,11 @@ def _paint_alveoli(tissue, difficulty):
     # lung); blurring the air mask before thresholding rounds the alveolar corners.
     # (Less one pixel for the dilation above, but never thinner than 1.5 px, or the blur
     # below would erase the wall.)
-    half_width = unit * (2.0 + 0.6 * _smooth_noise(rng, shape, 50 * unit).clip(-0.8, 2)
-                         + 2.0 * difficulty * rng.uniform(0.3, 1.0))
+    half_width = unit * (
+        2.0
+        + 0.6 * _smooth_noise(rng, shape, 50 * unit).clip(-0.8, 2)
+        + 2.0 * difficulty * rng.uniform(0.3, 1.0)
+    )
     half_width = np.maximum(half_width - 1, 1.5)
     air = (distance > half_width).astype(np.float32)
     air = cv2.GaussianBlur(air, (0, 0), 1.5 * unit)
@@ -280,19 +297,26 @@ def _paint_alveoli(tissue, difficulty):
     n_rbc = tissue.count(45)
     centres = tissue.random_points(n_rbc, wall)
     canvas = np.zeros(shape, np.uint8)
-    _draw_ellipses(canvas, centres, np.full((n_rbc, 2), 1.6 * unit), np.zeros(n_rbc),
-                   np.full(n_rbc, 255))
+    _draw_ellipses(
+        canvas, centres, np.full((n_rbc, 2), 1.6 * unit), np.zeros(n_rbc), np.full(n_rbc, 255)
+    )
     tissue.eosin += 0.40 * tissue.soft(canvas, 0.3)
     tissue.air(air)
     # Alveolar macrophages floating in a few air spaces: pale pink cells, small nuclei.
     n_mac = tissue.count(4 + 6 * difficulty)
     centres = tissue.random_points(n_mac, air > 0.9)
     canvas = np.zeros(shape, np.uint8)
-    _draw_ellipses(canvas, centres, rng.uniform(3, 4.5, (n_mac, 2)) * unit,
-                   rng.uniform(0, 180, n_mac), np.full(n_mac, 255))
+    _draw_ellipses(
+        canvas,
+        centres,
+        rng.uniform(3, 4.5, (n_mac, 2)) * unit,
+        rng.uniform(0, 180, n_mac),
+        np.full(n_mac, 255),
+    )
     tissue.paint(tissue.soft(canvas), 0.08, 0.30)
-    tissue.nuclei(centres + rng.normal(0, unit, centres.shape), 1.6, 1.2,
-                  rng.uniform(0, 180, n_mac), 0.9, 0.1)
+    tissue.nuclei(
+        centres + rng.normal(0, unit, centres.shape), 1.6, 1.2, rng.uniform(0, 180, n_mac), 0.9, 0.1
+    )
     # Pneumocyte and endothelial nuclei: sparse, small, flattened along the walls. More of
     # them (inflammation) with difficulty.
     n_nuclei = tissue.count(16 * (1 + 2.0 * difficulty))
@@ -323,8 +347,11 @@ def _paint_glands(tissue, subclass, look):
         ring = centre + look["nucleus_ring"] * (outline - centre)
         perimeter = np.sum(np.linalg.norm(np.diff(ring, axis=0, append=ring[:1]), axis=1))
         n = max(6, int(perimeter / (look["nucleus_spacing"] * unit)))
-        pick = np.sort(rng.uniform(0, len(theta), n)) if irregularity > 0.1 else (
-            np.arange(n) * len(theta) / n + rng.uniform(0, len(theta) / n))
+        pick = (
+            np.sort(rng.uniform(0, len(theta), n))
+            if irregularity > 0.1
+            else (np.arange(n) * len(theta) / n + rng.uniform(0, len(theta) / n))
+        )
         i0 = np.floor(pick).astype(int) % len(theta)
         i1 = (i0 + 1) % len(theta)
         frac = (pick - np.floor(pick))[:, None]
@@ -344,8 +371,14 @@ def _paint_glands(tissue, subclass, look):
     if nuclei:
         centres = np.concatenate(nuclei)
         angles = np.concatenate(nucleus_angles) + rng.normal(0, 12, len(centres))
-        tissue.nuclei(centres, look["nucleus_radius"], look["nucleus_aspect"], angles,
-                      look["nucleus_darkness"], look["pleomorphism"])
+        tissue.nuclei(
+            centres,
+            look["nucleus_radius"],
+            look["nucleus_aspect"],
+            angles,
+            look["nucleus_darkness"],
+            look["pleomorphism"],
+        )
     # Lumens are cleared last, with a faint pink secretion in some of them.
     lumen_mask = tissue.soft(lumen)
     tissue.air(lumen_mask)
@@ -380,16 +413,26 @@ def _paint_sheets(tissue, subclass, look):
     inside = np.all((points >= 0) & (points < [shape[1], shape[0]]), axis=1)
     keep = inside & (nest[xy[:, 1], xy[:, 0]] > 0) & ~keratinised[labels[xy[:, 1], xy[:, 0]]]
     points = points[keep]
-    tissue.nuclei(points + rng.normal(0, 0.8 * unit, points.shape), look["nucleus_radius"],
-                  look["nucleus_aspect"] * 0.9, rng.uniform(0, 180, len(points)),
-                  look["nucleus_darkness"], look["pleomorphism"])
+    tissue.nuclei(
+        points + rng.normal(0, 0.8 * unit, points.shape),
+        look["nucleus_radius"],
+        look["nucleus_aspect"] * 0.9,
+        rng.uniform(0, 180, len(points)),
+        look["nucleus_darkness"],
+        look["pleomorphism"],
+    )
     if look["lumens"]:
         # Small acinar spaces inside solid ACA: the residue of gland formation.
         n = tissue.count(look["lumens"])
         centres = tissue.random_points(n, nest > 0)
         canvas = np.zeros(shape, np.uint8)
-        _draw_ellipses(canvas, centres, rng.uniform(2.5, 5, (n, 2)) * unit,
-                       rng.uniform(0, 180, n), np.full(n, 255))
+        _draw_ellipses(
+            canvas,
+            centres,
+            rng.uniform(2.5, 5, (n, 2)) * unit,
+            rng.uniform(0, 180, n),
+            np.full(n, 255),
+        )
         tissue.air(tissue.soft(canvas))
     _paint_pearls(tissue, look["pearls"], nest)
 
@@ -403,17 +446,28 @@ def _paint_pearls(tissue, per_tile, nest):
         radius = rng.uniform(12, 24) * unit
         rings = np.zeros(shape, np.uint8)
         body = np.zeros(shape, np.uint8)
-        _draw_ellipses(body, [centre], [(radius * 1.15, radius * 0.95)], [rng.uniform(0, 180)],
-                       [255])
+        _draw_ellipses(
+            body, [centre], [(radius * 1.15, radius * 0.95)], [rng.uniform(0, 180)], [255]
+        )
         n_rings = int(rng.integers(4, 9))
-        thickness = max(1, int(round(0.8 * unit)))
+        thickness = max(1, round(0.8 * unit))
         for j in range(n_rings):
             r = radius * (j + 1) / n_rings
             offset = rng.normal(0, 0.08 * radius, 2)
             c = np.round((centre + offset) * _ONE).astype(int)
             axes = (int(r * rng.uniform(1.0, 1.3) * _ONE), int(r * rng.uniform(0.75, 1.0) * _ONE))
-            cv2.ellipse(rings, (int(c[0]), int(c[1])), axes, float(rng.uniform(0, 180)),
-                        0, 360, int(rng.integers(120, 255)), thickness, cv2.LINE_AA, _SHIFT)
+            cv2.ellipse(
+                rings,
+                (int(c[0]), int(c[1])),
+                axes,
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                int(rng.integers(120, 255)),
+                thickness,
+                cv2.LINE_AA,
+                _SHIFT,
+            )
         body_mask = tissue.soft(body, 0.8)
         ring_mask = tissue.soft(rings, 0.5)
         tissue.paint(body_mask, 0.02, 0.42 + 0.1 * rng.random())
@@ -462,10 +516,14 @@ def _looks(superclass, subclass, difficulty):
     if superclass == "aca":
         sheets.update(dyskeratosis=0.0, lumens=6.0)
     else:
-        glands.update(gland_radius=26.0, nucleus_ring=0.72, nucleus_spacing=7.0, secretion=0.4,
-                      solid_glands=0.2)
-        sheets.update(dyskeratosis=0.05 * (1 - 0.6 * d),
-                      pearls=_PEARLS[subclass] * (1 - 0.8 * d))
+        glands.update(
+            gland_radius=26.0,
+            nucleus_ring=0.72,
+            nucleus_spacing=7.0,
+            secretion=0.4,
+            solid_glands=0.2,
+        )
+        sheets.update(dyskeratosis=0.05 * (1 - 0.6 * d), pearls=_PEARLS[subclass] * (1 - 0.8 * d))
     return {**common, **glands, **sheets}
 
 
@@ -500,9 +558,17 @@ def _image_rng(seed, folder, resolution, image_id):
     return np.random.default_rng([seed, zlib.crc32(name), 0x71E5])
 
 
-def render_tile(superclass, subclass=None, resolution="20x", *, patient_id=1, image_id=0,
-                seed=DEFAULTS["seed"], image_size=tuple(DEFAULTS["image_size"]),
-                difficulty=DEFAULTS["difficulty"]):
+def render_tile(
+    superclass,
+    subclass=None,
+    resolution="20x",
+    *,
+    patient_id=1,
+    image_id=0,
+    seed=DEFAULTS["seed"],
+    image_size=tuple(DEFAULTS["image_size"]),
+    difficulty=DEFAULTS["difficulty"],
+):
     """Draw one H&E-like tile as uint8 RGB, exactly as :func:`make_synthetic_release` does.
 
     Parameters
@@ -546,12 +612,17 @@ def render_tile(superclass, subclass=None, resolution="20x", *, patient_id=1, im
     True
     """
     if superclass not in SUPERCLASSES:
-        raise ValueError(f"`superclass` must be one of {list(SUPERCLASSES)}, received {superclass!r}.")
+        raise ValueError(
+            f"`superclass` must be one of {list(SUPERCLASSES)}, received {superclass!r}."
+        )
     if superclass != "nor" and subclass not in GRADES:
-        raise ValueError(f"`subclass` must be one of {list(GRADES)} for {superclass!r}, "
-                         f"received {subclass!r}.")
+        raise ValueError(
+            f"`subclass` must be one of {list(GRADES)} for {superclass!r}, received {subclass!r}."
+        )
     if resolution not in RESOLUTIONS:
-        raise ValueError(f"`resolution` must be one of {list(RESOLUTIONS)}, received {resolution!r}.")
+        raise ValueError(
+            f"`resolution` must be one of {list(RESOLUTIONS)}, received {resolution!r}."
+        )
     seed = check_seed(seed)
     height, width = check_image_size(image_size)
     difficulty = check_unit_interval(difficulty, "difficulty", open_low=False)
@@ -595,7 +666,7 @@ def _stain(tissue, stain, rng):
     hema *= thickness
     eosin *= thickness
     # 10^-od = exp(-ln10 * od), per channel, in float32.
-    rgb = np.empty(shape + (3,), np.float32)
+    rgb = np.empty((*shape, 3), np.float32)
     for channel in range(3):
         od = hema * stain["hema_od"][channel] + eosin * stain["eosin_od"][channel]
         rgb[..., channel] = np.exp(od * np.float32(-math.log(10))) * stain["background"][channel]

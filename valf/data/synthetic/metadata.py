@@ -7,7 +7,12 @@ import importlib.resources
 import numpy as np
 import pandas as pd
 
-from valf.data.synthetic.settings import COLUMNS, check_class_counts, check_seed, check_unit_interval
+from valf.data.synthetic.settings import (
+    COLUMNS,
+    check_class_counts,
+    check_seed,
+    check_unit_interval,
+)
 
 __all__ = ["image_dir", "synthetic_metadata"]
 
@@ -21,7 +26,9 @@ def _release_metadata():
 
 def image_dir(superclass, subclass):
     """Folder name of the release: ``aca_bd`` ... or ``nor`` (whose subclass is empty)."""
-    return superclass if not isinstance(subclass, str) or not subclass else f"{superclass}_{subclass}"
+    return (
+        superclass if not isinstance(subclass, str) or not subclass else f"{superclass}_{subclass}"
+    )
 
 
 def synthetic_metadata(seed=0, scale=1.0, class_counts=None):

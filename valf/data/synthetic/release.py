@@ -13,9 +13,14 @@ import numpy as np
 
 from valf.data.synthetic.drawing import render_tile
 from valf.data.synthetic.metadata import image_dir, synthetic_metadata
-from valf.data.synthetic.settings import (DEFAULTS, GENERATOR_VERSION, JPEG_QUALITY,
-                                          SYNTHETIC_INFO_FILE, check_class_counts,
-                                          check_settings)
+from valf.data.synthetic.settings import (
+    DEFAULTS,
+    GENERATOR_VERSION,
+    JPEG_QUALITY,
+    SYNTHETIC_INFO_FILE,
+    check_class_counts,
+    check_settings,
+)
 
 __all__ = ["make_synthetic_release", "read_synthetic_info"]
 
@@ -35,10 +40,17 @@ def read_synthetic_info(root):
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def make_synthetic_release(dest, seed=DEFAULTS["seed"], scale=DEFAULTS["scale"],
-                           image_size=tuple(DEFAULTS["image_size"]),
-                           difficulty=DEFAULTS["difficulty"], class_counts=None, progress=True,
-                           *, workers=None):
+def make_synthetic_release(
+    dest,
+    seed=DEFAULTS["seed"],
+    scale=DEFAULTS["scale"],
+    image_size=tuple(DEFAULTS["image_size"]),
+    difficulty=DEFAULTS["difficulty"],
+    class_counts=None,
+    progress=True,
+    *,
+    workers=None,
+):
     """Write a generated LungHist700 in the released layout and return its root.
 
     Writes ``dest/SYNTHETIC.json`` (the generator version and the arguments), then
@@ -92,8 +104,7 @@ def make_synthetic_release(dest, seed=DEFAULTS["seed"], scale=DEFAULTS["scale"],
     settings = check_settings(seed, scale, image_size, difficulty)
     counts = check_class_counts(class_counts)
     workers = _check_workers(workers)
-    frame = synthetic_metadata(seed=settings["seed"], scale=settings["scale"],
-                               class_counts=counts)
+    frame = synthetic_metadata(seed=settings["seed"], scale=settings["scale"], class_counts=counts)
     root = _prepare_destination(Path(dest))
     info = {
         "generator": "valf.data.synthetic",
@@ -145,16 +156,24 @@ def _draw_images(frame, images, settings, workers, progress):
     def write(row):
         subclass = row.subclass if isinstance(row.subclass, str) else None
         folder = image_dir(row.superclass, subclass)
-        tile = render_tile(row.superclass, subclass, row.resolution, patient_id=row.patient_id,
-                           image_id=row.image_id, seed=settings["seed"],
-                           image_size=tuple(settings["image_size"]),
-                           difficulty=settings["difficulty"])
-        ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(tile, cv2.COLOR_RGB2BGR),
-                                   [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        tile = render_tile(
+            row.superclass,
+            subclass,
+            row.resolution,
+            patient_id=row.patient_id,
+            image_id=row.image_id,
+            seed=settings["seed"],
+            image_size=tuple(settings["image_size"]),
+            difficulty=settings["difficulty"],
+        )
+        ok, encoded = cv2.imencode(
+            ".jpg", cv2.cvtColor(tile, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
+        )
         if not ok:  # pragma: no cover - OpenCV without a JPEG codec
             raise RuntimeError("OpenCV could not encode a JPEG image.")
         (images / folder / f"{folder}_{row.resolution}_{row.image_id}.jpg").write_bytes(
-            encoded.tobytes())
+            encoded.tobytes()
+        )
 
     # Threads, not processes: OpenCV and the large NumPy operations release the GIL, and no
     # worker has to import the package again. Every image has its own generator, so the files

@@ -31,8 +31,12 @@ COLUMNS = list(RELEASE_COLUMNS)
 JPEG_QUALITY = 90
 
 
-def check_settings(seed=DEFAULTS["seed"], scale=DEFAULTS["scale"],
-                   image_size=DEFAULTS["image_size"], difficulty=DEFAULTS["difficulty"]):
+def check_settings(
+    seed=DEFAULTS["seed"],
+    scale=DEFAULTS["scale"],
+    image_size=DEFAULTS["image_size"],
+    difficulty=DEFAULTS["difficulty"],
+):
     """The four settings checked and normalised, as a dict in :data:`DEFAULTS` order.
 
     Examples
@@ -104,4 +108,3 @@ def check_class_counts(class_counts):
             )
         counts[name] = int(count)
     return counts
-
