@@ -4,6 +4,13 @@ The rules are pure NumPy functions; the callbacks measure per-class accuracy
 once per epoch, apply a rule, assign the result to the loss's weight variable
 (so the next epoch's compiled train steps use it) and record what they did.
 
+The weight variable is state that the model's compiled train step reads, on every Keras
+backend: the callbacks make the model track it (:func:`track_class_weights`), as it tracks a
+BatchNormalization layer's moving mean. TensorFlow's ``tf.function`` (with or without
+``jit_compile``) reads variables by reference and PyTorch runs eagerly, so there the variable
+alone would do; JAX's jitted train step takes the model's variables as arguments, and a
+variable it does not track would be read once, when the step is traced, and frozen in.
+
 VALF (paper eqs. 7-8), after every epoch from the warm-up on::
 
     a_bar = mean(a)                       # a_c: validation accuracy of class c
@@ -27,8 +34,59 @@ __all__ = [
     "ValidationAdaptiveWeights",
     "dynamic_class_weights",
     "per_class_accuracy",
+    "track_class_weights",
     "update_class_weights",
 ]
+
+
+def track_class_weights(model, loss):
+    """Make ``loss``'s class weights a non-trainable variable of ``model``.
+
+    Then every backend's compiled train step reads the weights as state, so a value assigned
+    between epochs (:meth:`~valf.losses.ValidationAdaptiveFocalLoss.set_class_weights`) is
+    the one the next epoch trains with; on JAX an untracked variable would be frozen into the
+    jitted step at its first value. The callbacks call this when Keras hands them the model;
+    call it yourself after ``compile`` when you assign the weights some other way. Calling it
+    again does nothing. The model's weights (``model.weights``, its checkpoints) then include
+    the class weights, after the layers' own.
+
+    Parameters
+    ----------
+    model : keras.Model
+    loss : ValidationAdaptiveFocalLoss or DynamicWeightedFocalLoss
+
+    Returns
+    -------
+    The same ``model``.
+
+    Examples
+    --------
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    >>> loss = valf.ValidationAdaptiveFocalLoss(3)
+    >>> model.compile(optimizer="adam", loss=loss)
+    >>> len(track_class_weights(model, loss).non_trainable_variables)
+    1
+    """
+    if not isinstance(loss, _AdaptiveFocalLoss):
+        raise ValueError(
+            "`loss` must be a ValidationAdaptiveFocalLoss or DynamicWeightedFocalLoss (a loss "
+            f"with a `class_weights` variable), received {type(loss).__name__}."
+        )
+    variable = loss.class_weights
+    if any(tracked is variable for tracked in model.variables):
+        return model
+    # Layer._track_variable is how Layer.add_weight registers a variable it made; Keras has no
+    # public call for a variable made elsewhere. A built model's tracker may be locked.
+    tracker = model._tracker
+    locked = tracker.locked
+    if locked:
+        tracker.unlock()
+    try:
+        model._track_variable(variable)
+    finally:
+        if locked:
+            tracker.lock()
+    return model
 
 
 def per_class_accuracy(y_true, y_pred, num_classes):
@@ -177,14 +235,10 @@ class _PerClassAccuracyCallback(keras.callbacks.Callback):
         raise NotImplementedError
 
     # Keras hooks ---------------------------------------------------------
-    def on_train_begin(self, logs=None):
-        if keras.backend.backend() == "jax" and not getattr(self.model, "run_eagerly", False):
-            raise RuntimeError(
-                f"{type(self).__name__} needs the TensorFlow or PyTorch backend: the JAX "
-                "backend compiles the loss's class weights into the train step as constants, "
-                "so updates would be silently ignored. Set KERAS_BACKEND=tensorflow (or torch), "
-                "or compile the model with run_eagerly=True."
-            )
+    def set_model(self, model):
+        super().set_model(model)
+        # Before fit builds its train step: the weights become state the step reads.
+        track_class_weights(model, self.loss)
 
     def on_epoch_end(self, epoch, logs=None):
         y_true, y_pred = self._predict()

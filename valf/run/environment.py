@@ -17,8 +17,11 @@ __all__ = ["PACKAGES", "environment_record", "git_commit", "gpu_names"]
 #: Packages whose versions decide the numbers (and the book's look).
 PACKAGES = (
     "valf",
-    "tensorflow",
     "keras",
+    "tensorflow",
+    "jax",
+    "jaxlib",
+    "torch",
     "numpy",
     "scikit-learn",
     "albumentations",

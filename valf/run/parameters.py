@@ -382,6 +382,12 @@ PARAMETERS = dict(
         _p("min_lr", 1e-7, _float_check(0), "ReduceLROnPlateau lower bound"),
         _p("deterministic", False, _bool, "TensorFlow op determinism (slower)"),
         _p("jit_compile", "auto", _jit, "XLA: 'auto' (GPU only), true or false"),
+        _p(
+            "precision",
+            "float32",
+            _choice("float32", "mixed_float16", "mixed_bfloat16"),
+            "Keras dtype policy of the model; the softmax head and the losses stay float32",
+        ),
         # Losses.
         _p("gamma", 2.0, _float_check(0), "focusing parameter (FL, CB, CEFL, CEFL2, DWFL, VALF)"),
         _p("alpha", None, _alpha, "FL balance factor: null, a number or one per class"),

@@ -107,6 +107,13 @@ def run_environment(run_id, threads, gpu=None, backend=None):
         "OMP_NUM_THREADS": str(threads),
         "MKL_NUM_THREADS": str(threads),
     }
+    if threads == 1:
+        # XLA's CPU code (JAX, and TensorFlow with jit_compile) runs on an Eigen thread pool
+        # of every core and reads no thread-count variable; one thread is all it can be told.
+        flags = os.environ.get("XLA_FLAGS", "")
+        environment["XLA_FLAGS"] = " ".join(
+            [flags, "--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+        ).strip()
     if backend:
         environment["KERAS_BACKEND"] = backend
     if gpu is not None:
