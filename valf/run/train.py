@@ -221,6 +221,13 @@ def _compiled_model(params, counts, out_size, num_classes):
         metrics=["accuracy"],
         jit_compile=params["jit_compile"],
     )
+    if hasattr(loss, "set_class_weights"):
+        from valf.reweighting import track_class_weights
+
+        # Now, not when fit hands the model to the callback: the weights files (backups, the
+        # best checkpoint) hold the class weights, and a resumed or evaluate-only run loads them
+        # before any fit.
+        track_class_weights(model, loss)
     return model, loss
 
 
