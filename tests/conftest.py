@@ -106,3 +106,8 @@ def book_html(tmp_path_factory):
     )
     html = folder / "out" / "_build" / "html"
     return html, {name: (html / "book" / f"{name}.html").read_text() for name in CHAPTERS}
+
+
+# A sitecustomize for subprocesses that must not see TensorFlow (tests/test_backends.py);
+# imported here by --doctest-modules it would hide TensorFlow from the test process itself.
+collect_ignore = ["without_tensorflow"]

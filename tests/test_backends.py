@@ -147,7 +147,7 @@ def test_mixed_precision_keeps_the_head_and_the_loss_in_float32(precision):
     from valf.run.backbones import build_model
     from valf.run.parameters import resolve_parameters
 
-    assert resolve_parameters(precision=precision)["precision"] == precision
+    assert resolve_parameters(dtype_policy=precision)["dtype_policy"] == precision
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(8, 16, 20, 3)).astype("float32")
     y = np.arange(8) % 3
@@ -174,4 +174,4 @@ def test_precision_is_checked():
     from valf.run.parameters import ParameterError, resolve_parameters
 
     with pytest.raises(ParameterError, match="mixed_bfloat16"):
-        resolve_parameters(precision="float16")
+        resolve_parameters(dtype_policy="float16")

@@ -383,7 +383,7 @@ PARAMETERS = dict(
         _p("deterministic", False, _bool, "TensorFlow op determinism (slower)"),
         _p("jit_compile", "auto", _jit, "XLA: 'auto' (GPU only), true or false"),
         _p(
-            "precision",
+            "dtype_policy",
             "float32",
             _choice("float32", "mixed_float16", "mixed_bfloat16"),
             "Keras dtype policy of the model; the softmax head and the losses stay float32",

@@ -140,7 +140,7 @@ def _configure_runtime(params):
     # The layers compute in float16 or bfloat16 under a mixed policy; the softmax head is
     # float32 (valf.run.backbones) and the losses cast to float32. Keras' compile wraps the
     # optimizer in a LossScaleOptimizer under mixed_float16.
-    keras.config.set_dtype_policy(params["precision"])
+    keras.config.set_dtype_policy(params["dtype_policy"])
     keras.utils.set_random_seed(params["seed"])
 
 
