@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.valf-installed
-# The three Keras backends (the tests run on all three); NVIDIA machines also get the CUDA
-# libraries of TensorFlow and JAX.
-EXTRAS := tensorflow,jax,torch,study,test,dev$(shell command -v nvidia-smi >/dev/null 2>&1 && echo ,cuda)
+# Two distributions, both editable: the library (valf, at the root) with the three Keras
+# backends (the tests run on all three), and the study built on it (valf_study/); NVIDIA
+# machines also get the CUDA libraries of TensorFlow and JAX.
+LIBRARY_EXTRAS := tensorflow,jax,torch,test
+STUDY_EXTRAS   := test,dev$(shell command -v nvidia-smi >/dev/null 2>&1 && echo ,cuda)
 KERNEL := valf
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -46,10 +48,10 @@ lint: $(STAMP)
 
 env: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml valf_study/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet -e ".[$(LIBRARY_EXTRAS)]" -e "./valf_study[$(STUDY_EXTRAS)]"
 	$(BIN)/valf install-kernel --name $(KERNEL) >/dev/null
 	touch $@
 

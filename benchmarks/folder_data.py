@@ -4,13 +4,13 @@ saves from the first epoch to the second.
 Writes ``--images`` small JPEGs (``--size``, default 96x128) into ``--classes`` class folders
 (one nested sub-folder each, and a notes file per class, as real folders have), then measures:
 
-- indexing: :func:`valf.data.folder.read_image_folder` (the listing, classes, groups), and the
-  stratified split a run makes (:func:`valf.data.splits.grouped_split`); goal: at most 10 s
+- indexing: :func:`valf_study.data.folder.read_image_folder` (the listing, classes, groups), and the
+  stratified split a run makes (:func:`valf_study.data.splits.grouped_split`); goal: at most 10 s
   together for 20,000 images;
-- ``valf data check`` (:func:`valf.data.check.check_image_folder`: every image decoded once,
+- ``valf data check`` (:func:`valf_study.data.check.check_image_folder`: every image decoded once,
   sizes, modes, duplicates by content), for scale;
 - one epoch of the input pipeline at the network's input (64x64, the fast recipe, batch 32,
-  2 worker threads) through a fresh :class:`~valf.data.decode.DecodedImageCache`: the first
+  2 worker threads) through a fresh :class:`~valf_study.data.decode.DecodedImageCache`: the first
   epoch decodes and writes every entry, the second reads them from memory; and a second
   epoch in a new cache object (a resumed run: entries read from disk). Goal: the second epoch
   at least 3x faster than the first.
@@ -39,13 +39,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valf.data.augment import train_transform
-from valf.data.check import check_image_folder
-from valf.data.decode import DecodedImageCache
-from valf.data.folder import read_image_folder
-from valf.data.pipeline import ImageBatches
-from valf.data.splits import grouped_split
-from valf.run.environment import environment_record
+from valf_study.data.augment import train_transform
+from valf_study.data.check import check_image_folder
+from valf_study.data.decode import DecodedImageCache
+from valf_study.data.folder import read_image_folder
+from valf_study.data.pipeline import ImageBatches
+from valf_study.data.splits import grouped_split
+from valf_study.run.environment import environment_record
 
 
 def write_folder(root, images, classes, size, seed=0):

@@ -58,10 +58,10 @@ NUM_CLASSES = 3
 
 
 def build(backbone, shape, loss, seed=0):
-    """The study's model (:func:`valf.run.backbones.build_model`), random weights, Adam."""
+    """The study's model (:func:`valf_study.run.backbones.build_model`), random weights, Adam."""
     import keras
 
-    from valf.run.backbones import build_model
+    from valf_study.run.backbones import build_model
 
     keras.utils.set_random_seed(seed)
     model = build_model(backbone, NUM_CLASSES, shape, weights=None)
@@ -149,8 +149,8 @@ def pipeline_rate(images, size, scale, workers):
     epoch), fetched by ``workers`` threads."""
     import input_pipeline
 
-    from valf.data.augment import train_transform
-    from valf.data.decode import DecodedImageCache
+    from valf_study.data.augment import train_transform
+    from valf_study.data.decode import DecodedImageCache
 
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "images"
@@ -169,7 +169,7 @@ def pipeline_rate(images, size, scale, workers):
 
 def split_counts():
     """Images per (magnification, split) of LungHist700's official split."""
-    from valf.data import lunghist700
+    from valf_study.data import lunghist700
 
     frame = lunghist700.official_split(lunghist700.reference_metadata())
     return frame.groupby(["resolution", "split"]).size().to_dict()
@@ -181,9 +181,9 @@ def protocol_work():
 
     The paper's learning rates wait for lr-selection's results; the count does not depend on
     them, so the study's defaults stand in (as ``valf sweep --dry-run`` does)."""
-    from valf.run.parameters import run_id
-    from valf.study.plan import _combinations, _resolve
-    from valf.study.spec import find_study_file, load_study
+    from valf_study.run.parameters import run_id
+    from valf_study.studies.plan import _combinations, _resolve
+    from valf_study.studies.spec import find_study_file, load_study
 
     counts = split_counts()
     work, seen = {}, set()
@@ -217,7 +217,7 @@ def project(work, rates, pipeline):
 
 
 def environment():
-    from valf.run.environment import environment_record
+    from valf_study.run.environment import environment_record
 
     return environment_record(backend_devices=True)
 

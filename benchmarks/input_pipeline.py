@@ -3,8 +3,8 @@
 Writes ~40 smooth-noise JPEGs of 1200x1600 to a temporary folder, then measures, in images
 per second over one epoch each:
 
-- the training pipeline (:class:`valf.data.pipeline.ImageBatches` with the faithful and the
-  fast recipe of :mod:`valf.data.augment`), without a decode cache and with one (first epoch:
+- the training pipeline (:class:`valf_study.data.pipeline.ImageBatches` with the faithful and the
+  fast recipe of :mod:`valf_study.data.augment`), without a decode cache and with one (first epoch:
   decode and write; second epoch: read back), with ``--workers`` threads fetching batches as
   Keras' enqueuer does;
 - MobileNetV3Small (weights=None, include_preprocessing=False) training at 300x400, batch 4;
@@ -38,9 +38,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from valf.data.augment import eval_transform, output_size, train_transform
-from valf.data.decode import DecodedImageCache
-from valf.data.pipeline import ImageBatches
+from valf_study.data.augment import eval_transform, output_size, train_transform
+from valf_study.data.decode import DecodedImageCache
+from valf_study.data.pipeline import ImageBatches
 
 FULL_SIZE = (1200, 1600)
 

@@ -5,11 +5,13 @@ at a time on an otherwise idle machine, alternating over ``--repeats`` rounds:
 
 - ``import``: a fresh Python importing what a run imports to train (Keras and its backend,
   albumentations, the run's modules);
-- ``direct``: a fresh Python calling :func:`valf.run.train.train` for the run (import, data, model,
+- ``direct``: a fresh Python calling :func:`valf_study.run.train.train` for the run (import, data,
+  model,
   fit, evaluation, files);
 - ``sweep``: the same run exactly as the sweep executes it,
-  :func:`valf.study.execute.execute_run`: a child process with the run's environment, papermill,
-  a new kernel running ``notebooks/train.ipynb`` (plus the figures and the saved notebook);
+  :func:`valf_study.studies.execute.execute_run`: a child process with the run's environment,
+  papermill, a new kernel running ``notebooks/train.ipynb`` (plus the figures and the saved
+  notebook);
 
 each run's ``fit_seconds`` (``model.fit`` alone, the first epoch's compilation included) comes
 from its ``metrics.json``. It reports the medians and the ratios that matter: the sweep's cost
@@ -45,25 +47,29 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from valf.run.environment import environment_record
-from valf.study.spec import find_study_file, load_study
+from valf_study.run.environment import environment_record
+from valf_study.studies.plan import make_plan
+from valf_study.studies.spec import find_study_file, load_study
 
 DIRECT = """
 import sys, yaml
-from valf.run.train import train
+from valf_study.run.train import train
 train(yaml.safe_load(open(sys.argv[1])), progress=False)
 """
 
 SWEPT = """
 import sys, yaml
-from valf.study.execute import execute_run
+from valf_study.studies.execute import execute_run
 params = yaml.safe_load(open(sys.argv[1]))
 result = execute_run({"params": params, "run_dir": sys.argv[2], "notebook": sys.argv[3],
                       "kernel": sys.argv[4], "cwd": sys.argv[5], "timeout": None,
                       "threads": int(sys.argv[6])})
 assert result["status"] == "ok", result
 """
-IMPORT = "import keras, valf.run.train, valf.run.inputs, valf.data.pipeline, valf.run.figures"
+IMPORT = (
+    "import keras, valf_study.run.train, valf_study.run.inputs, valf_study.data.pipeline, "
+    "valf_study.run.figures"
+)
 
 
 # One core's worth of threads per run, as the sweep gives each of two runs on two cores; the
@@ -94,7 +100,8 @@ def run_record(run_dir):
 
 def one_run(study, scratch, kernel, repeats):
     """Time import, direct train() and papermill for the study's first run."""
-    runs, _ = study.expand()
+    _plan = make_plan(study)
+    runs, _ = _plan.runs, _plan.waiting
     base = dict(runs[0].params)
     rows = []
     python = sys.executable
@@ -161,7 +168,7 @@ def full_study(study_path, scratch, workers, kernel):
     command = [
         sys.executable,
         "-m",
-        "valf.cli",
+        "valf_study.cli",
         "sweep",
         str(copy),
         "--runs-root",
@@ -176,7 +183,8 @@ def full_study(study_path, scratch, workers, kernel):
     subprocess.run(command, check=True, cwd=ROOT)
     wall = time.perf_counter() - started
     study = load_study(copy, scratch / "runs")
-    runs, _ = study.expand()
+    _plan = make_plan(study)
+    runs, _ = _plan.runs, _plan.waiting
     per_run = []
     for run in runs:
         status = json.loads((run.run_dir / "status.json").read_text())

@@ -1,7 +1,7 @@
 """Independent NumPy (float64) implementations of the study's equations.
 
-Written from METHOD.md section 2 in the p_t form, one line per equation, with
-no code shared with ``valf.losses``: the tests compare the two.
+Written from the equations of book/method.md (section "The losses") in the p_t form, one line per
+equation, with no code shared with ``valf.losses``: the tests compare the two.
 """
 
 import numpy as np

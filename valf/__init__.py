@@ -1,27 +1,31 @@
-"""valf: class-imbalance losses for Keras 3 and the VALF reproduction study.
+"""valf: class-imbalance losses for Keras 3.
 
-The library is what someone who only wants the losses imports: the study's losses
-(:mod:`valf.losses`), the per-class reweighting rules and their callbacks
-(:mod:`valf.reweighting`), the test metrics (:mod:`valf.metrics`). The study's machinery
-follows the way data travels, one package per stage:
-
-- :mod:`valf.data`: readers, the generated set, augmentation, samplers, the input pipeline;
-- :mod:`valf.run`: one training run, from its parameters to its run directory;
-- :mod:`valf.study`: many runs: study files, the sweep, the results tables;
-- :mod:`valf.report`: the book's statistics, tables, figures and build.
-
-Lower stages never import higher ones.
+Every loss is a pure per-sample function and a registered :class:`keras.losses.Loss` subclass
+(:mod:`valf.losses`); the adaptive ones (VALF, DWFL, CDB, DRW) hold per-class weights in a
+variable that a callback of :mod:`valf.reweighting` moves between epochs, by a pure NumPy rule
+of the same module. The library needs Keras and NumPy, and one Keras backend (TensorFlow, JAX
+or PyTorch) chosen by the user.
 
 Importing ``valf`` loads no deep-learning backend: the names of :data:`__all__` resolve on
-first use (a module-level ``__getattr__``), and only then import Keras. Keras finds the
-study's losses in saved models once :mod:`valf.losses` is imported (which any use of a loss
-name does; when Keras is already imported, ``import valf`` imports it at once).
+first use (a module-level ``__getattr__``), and only then import Keras. Keras finds the losses
+in saved models once :mod:`valf.losses` is imported (which any use of a loss name does; when
+Keras is already imported, ``import valf`` imports it at once).
+
+The study of these losses on medical images (data sets, runs, sweeps, the book) is a
+distribution of its own, ``valf_study``, built on this library.
+
+Examples
+--------
+>>> import valf
+>>> loss = valf.FocalLoss(gamma=2.0)
+>>> round(float(loss([1], [[0.2, 0.7, 0.1]])), 4)
+0.0321
 """
 
 import importlib
 import sys
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LOSSES = (
     "CEFL",
@@ -45,6 +49,7 @@ _REWEIGHTING = (
     "ValidationAdaptiveWeights",
     "dynamic_class_weights",
     "per_class_accuracy",
+    "track_class_weights",
     "update_class_weights",
 )
 _HOME = {**dict.fromkeys(_LOSSES, "valf.losses"), **dict.fromkeys(_REWEIGHTING, "valf.reweighting")}

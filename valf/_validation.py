@@ -153,3 +153,11 @@ def _finite_float(value, name, expected):
     if not math.isfinite(number):
         raise ValueError(f"`{name}` must be {expected}, received {value!r}.")
     return number
+
+
+def check_label_smoothing(value, name="label_smoothing"):
+    """Return label smoothing as a float in [0, 1] (Keras' range)."""
+    number = _finite_float(value, name, "a number in [0, 1]")
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"`{name}` must be a number in [0, 1], received {value!r}.")
+    return number

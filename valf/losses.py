@@ -12,8 +12,8 @@ for every class c,
 where ``y`` is the one-hot (or soft) label, ``w`` a per-class weight and ``m``
 a modulating factor: 1 for cross-entropy, :math:`(1 - p)^\\gamma` for focal
 loss, and the mixtures of the CEFL paper. On one-hot labels the sum has one
-term, the true class t, and the formulas reduce to the per-sample ones of
-``METHOD.md`` section 2, written with :math:`p_t`.
+term, the true class t, and the formulas reduce to the per-sample ones the
+book states (``book/method.md``, section "The losses"), written with :math:`p_t`.
 
 Numerics. With ``from_logits=False`` the probabilities are renormalised to
 sum to 1 and clipped to ``[eps, 1 - eps]`` (``eps = keras.config.epsilon()``,
@@ -25,6 +25,11 @@ gamma >= 0. Computation is in the loss's dtype, float32 by default, also under
 a ``mixed_float16`` policy.
 
 Labels may be one-hot (N, C) or integer class indices of shape (N,) or (N, 1).
+``label_smoothing`` (every loss has it, with Keras' meaning) replaces the one-hot
+label by ``y (1 - s) + s / C`` before the sum, as Keras' own
+``CategoricalCrossentropy`` and ``CategoricalFocalCrossentropy`` do.
+
+Options are keyword-only: ``FocalLoss(gamma=2.0)``, ``focal_loss(y, p, gamma=2.0)``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,6 @@ import numpy as np
 from keras import ops
 
 from valf import _validation as check
-from valf._plain import plain
 
 __all__ = [
     "CEFL",
@@ -228,16 +232,22 @@ def _log_and_complement(y_pred, from_logits):
     return p, log_p, ops.maximum(one_minus_p, eps)
 
 
-def _per_sample_loss(y_true, y_pred, from_logits, modulation=None, class_weights=None):
+def _per_sample_loss(
+    y_true, y_pred, from_logits, modulation=None, class_weights=None, label_smoothing=0.0
+):
     """``sum_c y_c w_c m(p_c) (-log p_c)`` over the last axis.
 
     ``modulation(p, one_minus_p)`` returns m per class; None means 1.
-    ``class_weights`` is None, a scalar or one weight per class.
+    ``class_weights`` is None, a scalar or one weight per class. ``label_smoothing`` s
+    replaces the labels by ``y (1 - s) + s / C``.
     """
     y_pred = ops.convert_to_tensor(y_pred)
     dtype = _compute_dtype(y_pred)
     y_pred = ops.cast(y_pred, dtype)
     y_true = _one_hot_labels(ops.convert_to_tensor(y_true), y_pred)
+    if label_smoothing:
+        num_classes = ops.cast(ops.shape(y_pred)[-1], dtype)
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / num_classes
     p, log_p, one_minus_p = _log_and_complement(y_pred, from_logits)
     terms = -log_p
     if modulation is not None:
@@ -273,7 +283,9 @@ def _static_weights(class_weights, name):
 # ---------------------------------------------------------------------------
 
 
-def weighted_categorical_crossentropy(y_true, y_pred, class_weights, from_logits=False):
+def weighted_categorical_crossentropy(
+    y_true, y_pred, class_weights, *, label_smoothing=0.0, from_logits=False
+):
     """Class-weighted categorical cross-entropy, per sample.
 
     .. math:: \\ell = -w_{t} \\log p_t
@@ -288,6 +300,8 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights, from_logits
         Probabilities (N, C), or logits if ``from_logits``.
     class_weights : sequence of float or tensor
         One positive weight per class.
+    label_smoothing : float
+        In [0, 1]: the labels become ``y (1 - s) + s / C``, as in Keras' losses.
     from_logits : bool
         Whether ``y_pred`` holds logits.
 
@@ -312,17 +326,20 @@ def weighted_categorical_crossentropy(y_true, y_pred, class_weights, from_logits
     array([0.6931, 0.4463], dtype=float32)
     """
     weights = _static_weights(class_weights, "class_weights")
-    return _per_sample_loss(y_true, y_pred, from_logits, class_weights=weights)
+    smoothing = check.check_label_smoothing(label_smoothing)
+    return _per_sample_loss(
+        y_true, y_pred, from_logits, class_weights=weights, label_smoothing=smoothing
+    )
 
 
-def focal_loss(y_true, y_pred, gamma=2.0, alpha=None, from_logits=False):
+def focal_loss(y_true, y_pred, *, gamma=2.0, alpha=None, label_smoothing=0.0, from_logits=False):
     """Focal loss of Lin et al. (2017), per sample.
 
     .. math:: \\ell = -\\alpha_t (1 - p_t)^\\gamma \\log p_t
 
     Parameters
     ----------
-    y_true, y_pred, from_logits
+    y_true, y_pred, label_smoothing, from_logits
         As in :func:`weighted_categorical_crossentropy`.
     gamma : float
         Focusing parameter >= 0; 0 gives (weighted) cross-entropy.
@@ -346,12 +363,24 @@ def focal_loss(y_true, y_pred, gamma=2.0, alpha=None, from_logits=False):
     if not hasattr(alpha, "shape") or isinstance(alpha, np.ndarray):
         alpha = check.check_alpha(alpha)
     return _per_sample_loss(
-        y_true, y_pred, from_logits, _focal_modulation(gamma), class_weights=alpha
+        y_true,
+        y_pred,
+        from_logits,
+        _focal_modulation(gamma),
+        class_weights=alpha,
+        label_smoothing=check.check_label_smoothing(label_smoothing),
     )
 
 
 def class_balanced_loss(
-    y_true, y_pred, samples_per_class, beta=0.999, gamma=0.0, from_logits=False
+    y_true,
+    y_pred,
+    samples_per_class,
+    *,
+    beta=0.999,
+    gamma=0.0,
+    label_smoothing=0.0,
+    from_logits=False,
 ):
     """Class-balanced loss of Cui et al. (2019), per sample.
 
@@ -374,10 +403,17 @@ def class_balanced_loss(
     0.464
     """
     weights = class_balanced_weights(samples_per_class, beta)
-    return focal_loss(y_true, y_pred, gamma=gamma, alpha=weights, from_logits=from_logits)
+    return focal_loss(
+        y_true,
+        y_pred,
+        gamma=gamma,
+        alpha=weights,
+        label_smoothing=label_smoothing,
+        from_logits=from_logits,
+    )
 
 
-def cefl(y_true, y_pred, gamma=2.0, from_logits=False):
+def cefl(y_true, y_pred, *, gamma=2.0, label_smoothing=0.0, from_logits=False):
     """Cross-entropy plus focal loss, CEFL (Wang et al., IEEE Access 2020, eq. 9).
 
     .. math:: \\ell = -(1 - p_t) \\log p_t - p_t (1 - p_t)^\\gamma \\log p_t
@@ -388,7 +424,7 @@ def cefl(y_true, y_pred, gamma=2.0, from_logits=False):
     References
     ----------
     - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
-      study's specification restates them (METHOD.md, section 2).
+      study restates them (``book/method.md``, section "The losses").
 
     Examples
     --------
@@ -401,10 +437,11 @@ def cefl(y_true, y_pred, gamma=2.0, from_logits=False):
     def modulation(p, one_minus_p):
         return one_minus_p + p * ops.power(one_minus_p, gamma)
 
-    return _per_sample_loss(y_true, y_pred, from_logits, modulation)
+    smoothing = check.check_label_smoothing(label_smoothing)
+    return _per_sample_loss(y_true, y_pred, from_logits, modulation, label_smoothing=smoothing)
 
 
-def cefl2(y_true, y_pred, gamma=2.0, from_logits=False):
+def cefl2(y_true, y_pred, *, gamma=2.0, label_smoothing=0.0, from_logits=False):
     """The second CEFL variant, CEFL2 (Wang et al., IEEE Access 2020, eq. 11).
 
     .. math:: \\ell = -\\frac{(1-p_t)^2}{(1-p_t)^2 + p_t^2} \\log p_t
@@ -413,7 +450,7 @@ def cefl2(y_true, y_pred, gamma=2.0, from_logits=False):
     References
     ----------
     - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
-      study's specification restates them (METHOD.md, section 2).
+      study restates them (``book/method.md``, section "The losses").
 
     Examples
     --------
@@ -427,10 +464,13 @@ def cefl2(y_true, y_pred, gamma=2.0, from_logits=False):
         hard, easy = ops.square(one_minus_p), ops.square(p)
         return (hard + easy * ops.power(one_minus_p, gamma)) / (hard + easy)
 
-    return _per_sample_loss(y_true, y_pred, from_logits, modulation)
+    smoothing = check.check_label_smoothing(label_smoothing)
+    return _per_sample_loss(y_true, y_pred, from_logits, modulation, label_smoothing=smoothing)
 
 
-def validation_adaptive_focal_loss(y_true, y_pred, class_weights, gamma=2.0, from_logits=False):
+def validation_adaptive_focal_loss(
+    y_true, y_pred, class_weights, *, gamma=2.0, label_smoothing=0.0, from_logits=False
+):
     """VALF, per sample (VALF paper eq. 6); also the per-sample form of DWFL.
 
     .. math:: \\ell = -w_t (1 - p_t)^\\gamma \\log p_t
@@ -456,7 +496,12 @@ def validation_adaptive_focal_loss(y_true, y_pred, class_weights, gamma=2.0, fro
     gamma = check.check_gamma(gamma)
     weights = _static_weights(class_weights, "class_weights")
     return _per_sample_loss(
-        y_true, y_pred, from_logits, _focal_modulation(gamma), class_weights=weights
+        y_true,
+        y_pred,
+        from_logits,
+        _focal_modulation(gamma),
+        class_weights=weights,
+        label_smoothing=check.check_label_smoothing(label_smoothing),
     )
 
 
@@ -466,21 +511,30 @@ def validation_adaptive_focal_loss(y_true, y_pred, class_weights, gamma=2.0, fro
 
 
 class _StudyLoss(keras.losses.Loss):
-    """Shared constructor and config of the study's losses."""
+    """Shared constructor and config of the library's losses: ``label_smoothing`` and
+    ``from_logits``, then Keras' ``reduction``, ``name`` and ``dtype``."""
 
-    def __init__(self, from_logits, name, reduction, dtype):
+    def __init__(self, *, label_smoothing, from_logits, name, reduction, dtype):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.label_smoothing = check.check_label_smoothing(label_smoothing)
         self.from_logits = bool(from_logits)
 
     def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+        return {
+            **super().get_config(),
+            "label_smoothing": self.label_smoothing,
+            "from_logits": self.from_logits,
+        }
+
+    def _options(self):
+        return {"label_smoothing": self.label_smoothing, "from_logits": self.from_logits}
 
 
 def _config_values(values):
     """A config value: None, a float, or a list of Python floats."""
     if values is None or isinstance(values, float):
         return values
-    return plain(np.asarray(values, dtype=np.float64).reshape(-1))
+    return np.asarray(values, dtype=np.float64).reshape(-1).tolist()
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -494,6 +548,8 @@ class WeightedCategoricalCrossentropy(_StudyLoss):
     class_weights : sequence of float
         One positive weight per class, for example
         ``balanced_class_weights(train_labels)``.
+    label_smoothing : float
+        In [0, 1], with Keras' meaning: labels become ``y (1 - s) + s / C``.
     from_logits : bool
         Whether predictions are logits.
     reduction, name, dtype
@@ -517,17 +573,25 @@ class WeightedCategoricalCrossentropy(_StudyLoss):
     def __init__(
         self,
         class_weights,
+        *,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="weighted_categorical_crossentropy",
         dtype=None,
     ):
-        super().__init__(from_logits, name, reduction, dtype)
+        super().__init__(
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.class_weights = check.check_class_weights(class_weights)
 
     def call(self, y_true, y_pred):
         return weighted_categorical_crossentropy(
-            y_true, y_pred, self.class_weights, from_logits=self.from_logits
+            y_true, y_pred, self.class_weights, **self._options()
         )
 
     def get_config(self):
@@ -539,7 +603,8 @@ class FocalLoss(_StudyLoss):
     """Focal loss (FL), optionally alpha-balanced.
 
     See :func:`focal_loss`. With ``alpha`` a list it equals Keras'
-    ``CategoricalFocalCrossentropy(alpha=alpha, gamma=gamma)`` on one-hot labels.
+    ``CategoricalFocalCrossentropy(alpha=alpha, gamma=gamma)`` on one-hot labels, with the
+    same ``label_smoothing``.
 
     Parameters
     ----------
@@ -547,7 +612,7 @@ class FocalLoss(_StudyLoss):
         Focusing parameter >= 0.
     alpha : None, float or sequence of float
         Balancing factor: None (1), a scalar, or one value per class.
-    from_logits, reduction, name, dtype
+    label_smoothing, from_logits, reduction, name, dtype
         As in :class:`WeightedCategoricalCrossentropy`.
 
     References
@@ -564,19 +629,27 @@ class FocalLoss(_StudyLoss):
 
     def __init__(
         self,
+        *,
         gamma=2.0,
         alpha=None,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="focal_loss",
         dtype=None,
     ):
-        super().__init__(from_logits, name, reduction, dtype)
+        super().__init__(
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.gamma = check.check_gamma(gamma)
         self.alpha = check.check_alpha(alpha)
 
     def call(self, y_true, y_pred):
-        return focal_loss(y_true, y_pred, self.gamma, self.alpha, self.from_logits)
+        return focal_loss(y_true, y_pred, gamma=self.gamma, alpha=self.alpha, **self._options())
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma, "alpha": _config_values(self.alpha)}
@@ -596,6 +669,8 @@ class ClassBalancedLoss(_StudyLoss):
         In [0, 1); Cui et al. use 0.99, 0.999 or 0.9999.
     gamma : float
         0 for class-balanced cross-entropy, > 0 for class-balanced focal loss.
+    label_smoothing, from_logits, reduction, name, dtype
+        As in :class:`WeightedCategoricalCrossentropy`.
 
     References
     ----------
@@ -613,21 +688,31 @@ class ClassBalancedLoss(_StudyLoss):
     def __init__(
         self,
         samples_per_class,
+        *,
         beta=0.999,
         gamma=0.0,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="class_balanced_loss",
         dtype=None,
     ):
-        super().__init__(from_logits, name, reduction, dtype)
+        super().__init__(
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.samples_per_class = check.check_samples_per_class(samples_per_class)
         self.beta = check.check_beta(beta)
         self.gamma = check.check_gamma(gamma)
         self.class_weights = class_balanced_weights(self.samples_per_class, self.beta)
 
     def call(self, y_true, y_pred):
-        return focal_loss(y_true, y_pred, self.gamma, self.class_weights, self.from_logits)
+        return focal_loss(
+            y_true, y_pred, gamma=self.gamma, alpha=self.class_weights, **self._options()
+        )
 
     def get_config(self):
         return {
@@ -647,7 +732,7 @@ class CEFL(_StudyLoss):
     References
     ----------
     - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
-      study's specification restates them (METHOD.md, section 2).
+      study restates them (``book/method.md``, section "The losses").
 
     Examples
     --------
@@ -655,14 +740,29 @@ class CEFL(_StudyLoss):
     0.4332
     """
 
+    _function = staticmethod(cefl)
+
     def __init__(
-        self, gamma=2.0, from_logits=False, reduction="sum_over_batch_size", name="cefl", dtype=None
+        self,
+        *,
+        gamma=2.0,
+        label_smoothing=0.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="cefl",
+        dtype=None,
     ):
-        super().__init__(from_logits, name, reduction, dtype)
+        super().__init__(
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.gamma = check.check_gamma(gamma)
 
     def call(self, y_true, y_pred):
-        return cefl(y_true, y_pred, self.gamma, self.from_logits)
+        return self._function(y_true, y_pred, gamma=self.gamma, **self._options())
 
     def get_config(self):
         return {**super().get_config(), "gamma": self.gamma}
@@ -677,7 +777,7 @@ class CEFL2(CEFL):
     References
     ----------
     - Wang et al. (2020), IEEE Access: CEFL (their eq. 9) and CEFL2 (their eq. 11), as the
-      study's specification restates them (METHOD.md, section 2).
+      study restates them (``book/method.md``, section "The losses").
 
     Examples
     --------
@@ -685,18 +785,26 @@ class CEFL2(CEFL):
     0.4332
     """
 
+    _function = staticmethod(cefl2)
+
     def __init__(
         self,
+        *,
         gamma=2.0,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="cefl2",
         dtype=None,
     ):
-        super().__init__(gamma, from_logits, reduction, name, dtype)
-
-    def call(self, y_true, y_pred):
-        return cefl2(y_true, y_pred, self.gamma, self.from_logits)
+        super().__init__(
+            gamma=gamma,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
 
 
 class _AdaptiveFocalLoss(_StudyLoss):
@@ -707,8 +815,16 @@ class _AdaptiveFocalLoss(_StudyLoss):
     not a constant, so the very next step sees the new values.
     """
 
-    def __init__(self, num_classes, gamma, prior, from_logits, reduction, name, dtype):
-        super().__init__(from_logits, name, reduction, dtype)
+    def __init__(
+        self, num_classes, *, gamma, prior, label_smoothing, from_logits, reduction, name, dtype
+    ):
+        super().__init__(
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            name=name,
+            reduction=reduction,
+            dtype=dtype,
+        )
         self.num_classes = check.check_num_classes(num_classes)
         self.gamma = check.check_gamma(gamma)
         if prior is None:
@@ -732,7 +848,7 @@ class _AdaptiveFocalLoss(_StudyLoss):
 
     def call(self, y_true, y_pred):
         return validation_adaptive_focal_loss(
-            y_true, y_pred, self.class_weights, self.gamma, self.from_logits
+            y_true, y_pred, self.class_weights, gamma=self.gamma, **self._options()
         )
 
     def get_config(self):
@@ -748,7 +864,8 @@ class _AdaptiveFocalLoss(_StudyLoss):
     def from_config(cls, config):
         config = dict(config)
         current = config.pop("class_weights", None)
-        loss = cls(**config)
+        num_classes = config.pop("num_classes")
+        loss = cls(num_classes, **config)
         if current is not None:
             loss.set_class_weights(current)
         return loss
@@ -780,6 +897,8 @@ class DynamicWeightedFocalLoss(_AdaptiveFocalLoss):
         Focusing parameter >= 0.
     prior : None, sequence or dict
         Weights before the first update; see :class:`ValidationAdaptiveFocalLoss`.
+    label_smoothing, from_logits, reduction, name, dtype
+        As in :class:`WeightedCategoricalCrossentropy`.
 
     References
     ----------
@@ -797,14 +916,25 @@ class DynamicWeightedFocalLoss(_AdaptiveFocalLoss):
     def __init__(
         self,
         num_classes,
+        *,
         gamma=2.0,
         prior=None,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="dynamic_weighted_focal_loss",
         dtype=None,
     ):
-        super().__init__(num_classes, gamma, prior, from_logits, reduction, name, dtype)
+        super().__init__(
+            num_classes,
+            gamma=gamma,
+            prior=prior,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -827,15 +957,15 @@ class ValidationAdaptiveFocalLoss(_AdaptiveFocalLoss):
     prior : None, sequence of float or dict
         Initial weights: None for uniform, a list of C positive values, or a
         dict ``{class_index: weight}`` whose missing classes get 1.
-    from_logits, reduction, name, dtype
+    label_smoothing, from_logits, reduction, name, dtype
         As in :class:`WeightedCategoricalCrossentropy`.
 
     Notes
     -----
     ``get_config`` records the prior and the current weights (plain floats),
     so a saved model's loss resumes from the weights it had reached. The
-    variable belongs to the loss, not to the model: model weight files do not
-    carry it.
+    variable belongs to the loss; :func:`valf.reweighting.track_class_weights`
+    makes the model track it, so that model weight files carry it too.
 
     References
     ----------
@@ -857,11 +987,22 @@ class ValidationAdaptiveFocalLoss(_AdaptiveFocalLoss):
     def __init__(
         self,
         num_classes,
+        *,
         gamma=2.0,
         prior=None,
+        label_smoothing=0.0,
         from_logits=False,
         reduction="sum_over_batch_size",
         name="validation_adaptive_focal_loss",
         dtype=None,
     ):
-        super().__init__(num_classes, gamma, prior, from_logits, reduction, name, dtype)
+        super().__init__(
+            num_classes,
+            gamma=gamma,
+            prior=prior,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )

@@ -18,7 +18,8 @@ VALF (paper eqs. 7-8), after every epoch from the warm-up on::
     w    <- w / mean(w)                   # mean weight stays 1
 
 ``r = 0.01`` is the paper's 1/100 with accuracies as fractions; ``r = 1``
-is the percentage reading (METHOD.md section 3).
+is the percentage reading (the book, ``book/method.md``, section "VALF's update rule", says
+why both are kept).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import keras
 import numpy as np
 
 from valf import _validation as check
+from valf._keras_private import track_variable
 from valf.losses import _AdaptiveFocalLoss
 
 __all__ = [
@@ -75,18 +77,9 @@ def track_class_weights(model, loss):
     variable = loss.class_weights
     if any(tracked is variable for tracked in model.variables):
         return model
-    # Layer._track_variable is how Layer.add_weight registers a variable it made; Keras has no
-    # public call for a variable made elsewhere. A built model's tracker may be locked.
-    tracker = model._tracker
-    locked = tracker.locked
-    if locked:
-        tracker.unlock()
-    try:
-        model._track_variable(variable)
-    finally:
-        if locked:
-            tracker.lock()
-    return model
+    # Keras has no public call that tracks a variable made elsewhere: valf._keras_private
+    # holds the one private call, checked before use.
+    return track_variable(model, variable)
 
 
 def per_class_accuracy(y_true, y_pred, num_classes):

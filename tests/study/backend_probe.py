@@ -1,0 +1,96 @@
+"""What one Keras backend does with VALF and the input pipeline, printed as JSON.
+
+Keras fixes its backend at import, so :mod:`tests.test_backends` runs this module once per
+backend, in a process of its own (``KERAS_BACKEND=jax python -m tests.backend_probe``):
+
+- a softmax layer trained with learning rate 0 (its predictions never change) on VALF, with
+  :class:`valf.reweighting.ValidationAdaptiveWeights` (warm-up 1, rate 1: the weights move from
+  the first epoch on); ``VALF_PROBE_JIT=1`` compiles the train step with ``jit_compile=True``.
+  Printed: the loss Keras reports for each epoch, the weights the callback set after each
+  epoch, the labels and the predictions, for the test to recompute with NumPy;
+- the first augmented batch of :class:`valf_study.data.pipeline.ImageBatches` over a few generated
+  images, seed 3, as a SHA-256 of its pixels and labels;
+- whether TensorFlow was imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def valf_epochs(jit_compile):
+    import keras
+
+    import valf
+    from valf.reweighting import ValidationAdaptiveWeights
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 6)).astype("float32")
+    y = rng.integers(0, 3, 48)
+    x_val = rng.normal(size=(30, 6)).astype("float32")
+    y_val = np.repeat([0, 1, 2], 10)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
+    # The same confident, uneven predictions on every backend (initialisers differ by backend).
+    model.layers[0].set_weights([rng.normal(size=(6, 3)).astype("float32"), np.zeros(3, "float32")])
+    loss = valf.ValidationAdaptiveFocalLoss(3, gamma=2.0)
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss, jit_compile=jit_compile)
+    callback = ValidationAdaptiveWeights(loss, (x_val, y_val), warmup_epochs=1, rate=1.0)
+    history = model.fit(
+        x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[callback]
+    )
+    weights = [[row[f"weight_{c}"] for c in range(3)] for row in callback.history]
+    return {
+        "jit_compile": bool(jit_compile),
+        "reported_loss": [float(v) for v in history.history["loss"]],
+        "weights_after_epoch": weights,
+        "labels": y.tolist(),
+        "predictions": model.predict(x, verbose=0).astype(float).tolist(),
+    }
+
+
+def first_augmented_batch():
+    import cv2
+
+    from valf_study.data.augment import train_transform
+    from valf_study.data.pipeline import ImageBatches
+
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as folder:
+        rows = []
+        for i in range(6):
+            path = Path(folder) / f"image_{i}.png"
+            cv2.imwrite(str(path), rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+            rows.append({"path": str(path), "label": i % 3})
+        import pandas as pd
+
+        batches = ImageBatches(
+            pd.DataFrame(rows), train_transform(fast=True, size=(24, 32)), 4, shuffle=True, seed=3
+        )
+        images, labels = batches[0]
+    digest = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    return {"shape": list(images.shape), "sha256": digest.hexdigest()}
+
+
+def main():
+    import keras
+
+    result = {
+        "backend": keras.backend.backend(),
+        "valf": valf_epochs(os.environ.get("VALF_PROBE_JIT") == "1"),
+        "batch": first_augmented_batch(),
+    }
+    result["tensorflow_imported"] = "tensorflow" in sys.modules
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

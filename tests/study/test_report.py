@@ -1,0 +1,265 @@
+"""The book's numbers (valf_study.report.tables, valf_study.studies.comparisons) against
+scikit-learn and hand
+computations on small made-up results, and the checks of the paper's own table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+from valf_study.report import tables
+from valf_study.stats import prediction_interval
+from valf_study.studies.comparisons import comparisons, count_verdicts
+
+IMAGES = 30
+
+
+def make_study(skill, seed=0):
+    """Runs and predictions: skill[(backbone, magnification, method)] = accuracy per seed."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(IMAGES) % 3
+    runs, predictions = [], []
+    for (backbone, magnification, method), accuracies in skill.items():
+        loss, _, rate = method.partition(" (r=")
+        for run_seed, accuracy in enumerate(accuracies):
+            run_id = f"{method}-{backbone}-{magnification}-{run_seed}"
+            right = rng.random(IMAGES) < accuracy
+            predicted = np.where(right, labels, (labels + rng.integers(1, 3, IMAGES)) % 3)
+            p, r, f, _ = precision_recall_fscore_support(
+                labels, predicted, labels=[0, 1, 2], zero_division=0
+            )
+            runs.append(
+                {
+                    "run_id": run_id,
+                    "status": "done",
+                    "experiments": "main",
+                    "backbone": backbone,
+                    "magnification": magnification,
+                    "loss": loss,
+                    "method": method,
+                    "rate": float(rate[:-1]) if rate else np.nan,
+                    "seed": run_seed,
+                    "split": "official",
+                    "f1": f.mean(),
+                    "accuracy": (predicted == labels).mean(),
+                    "precision": p.mean(),
+                    "recall": r.mean(),
+                    "f1_of_means": 2 * p.mean() * r.mean() / (p.mean() + r.mean()),
+                    "recall_ACA": r[0],
+                    "recall_NOR": r[1],
+                    "recall_SCC": r[2],
+                    "auc": 0.9,
+                    "ece": 0.1,
+                }
+            )
+            predictions.append(
+                pd.DataFrame(
+                    {
+                        "run_id": run_id,
+                        "split": "test",
+                        "image_path": [f"i{i}" for i in range(IMAGES)],
+                        "label": labels,
+                        "predicted": predicted,
+                    }
+                )
+            )
+    runs = pd.DataFrame(runs)
+    runs = pd.concat(
+        [runs, runs.iloc[[-1]].assign(run_id="failed", status="failed", f1=np.nan)],
+        ignore_index=True,
+    )
+    return runs, pd.concat(predictions, ignore_index=True)
+
+
+SKILL = {
+    ("A", "20x", "CCE"): [0.55, 0.6, 0.5],
+    ("A", "20x", "FL"): [0.6, 0.55, 0.6],
+    ("A", "20x", "VALF (r=0.01)"): [0.6, 0.6, 0.55],
+    ("A", "20x", "VALF (r=1)"): [0.97, 0.98, 0.99],
+    ("A", "40x", "CCE"): [0.8, 0.8, 0.8],
+    ("A", "40x", "FL"): [0.8, 0.8, 0.8],
+    ("A", "40x", "VALF (r=0.01)"): [0.8, 0.8, 0.8],
+}
+RUNS, PREDICTIONS = make_study(SKILL)
+
+
+def test_seed_only_intervals_stay_within_what_the_metric_can_be():
+    runs = RUNS.copy()
+    # AUC near its ceiling and ECE near its floor, spread over seeds: mean +- t*se leaves [0, 1].
+    runs["auc"] = np.tile([0.999, 0.90, 0.995], len(runs) // 3 + 1)[: len(runs)]
+    runs["ece"] = np.tile([0.001, 0.09, 0.002], len(runs) // 3 + 1)[: len(runs)]
+    summary = tables.summary_table(runs, PREDICTIONS, n_resamples=50)
+    mean_auc = summary["auc_mean"].iloc[0]
+    assert mean_auc + 1.96 * 0.05 / np.sqrt(3) > 1  # the unclipped interval would pass 1
+    bounds = summary[[f"{m}_{end}" for m in ("auc", "ece") for end in ("low", "high")]]
+    assert ((bounds >= 0) & (bounds <= 1)).all().all()
+    assert (summary["ece_low"] == 0).any() and (summary["auc_high"] == 1).any()
+
+
+def test_summary_means_are_scikit_learn_s_and_the_intervals_hold_them():
+    summary = tables.summary_table(RUNS, PREDICTIONS, n_resamples=200).set_index(
+        ["backbone", "magnification", "method"]
+    )
+    row = summary.loc[("A", "20x", "VALF (r=1)")]
+    runs = RUNS[(RUNS["method"] == "VALF (r=1)") & (RUNS["status"] == "done")]
+    assert row["f1_mean"] == pytest.approx(runs["f1"].mean())
+    assert row["f1_of_means_mean"] == pytest.approx(runs["f1_of_means"].mean())
+    assert row["f1_low"] <= row["f1_mean"] <= row["f1_high"] <= 1.0
+    assert row["seeds"] == 3 and row["images"] == IMAGES
+    assert summary.loc[("A", "40x", "VALF (r=0.01)"), "runs"] == 3  # the failed copy is left out
+    assert summary["best"].groupby(level=[0, 1]).sum().tolist()[0] == 1
+    assert summary.loc[("A", "20x", "VALF (r=1)"), "best"]
+    best = summary["f1_mean"].groupby(level=[0, 1]).idxmax()
+    assert tables.wins(summary.reset_index()) == (sum(m.startswith("VALF") for *_, m in best), 2)
+
+
+def test_comparisons_are_pre_registered_paired_and_adjusted_together():
+    table = comparisons(RUNS, PREDICTIONS, n_resamples=300)
+    assert set(table["comparator"]) == {"FL", "CCE"}
+    assert len(table) == 2 * 2 + 2  # 20x: two readings x two comparators; 40x: one reading
+    clear = table.set_index(["magnification", "loss", "comparator"]).loc[
+        ("20x", "VALF (r=1)", "FL")
+    ]
+    ours = RUNS[(RUNS["method"] == "VALF (r=1)") & (RUNS["status"] == "done")]["f1"].to_numpy()
+    theirs = RUNS[(RUNS["method"] == "FL") & (RUNS["magnification"] == "20x")]["f1"].to_numpy()
+    assert clear["mean_diff"] == pytest.approx((ours - theirs).mean())
+    assert clear["verdict"] == "VALF (r=1) better" and clear["ci_low"] > 0
+    assert clear["p_adjusted"] >= clear["p_value"]
+    same = table[(table["magnification"] == "40x")]  # identical skill: no clear difference
+    assert (same["verdict"] == "no clear difference").all()
+    assert count_verdicts(table)["valf_better"] >= 2
+    assert sum(count_verdicts(table).values()) == len(table)
+
+
+def test_several_main_runs_of_one_cell_are_refused():
+    doubled = pd.concat([RUNS, RUNS.iloc[[0]].assign(run_id="copy")], ignore_index=True)
+    with pytest.raises(ValueError, match="several runs of one setting, method and seed"):
+        comparisons(doubled, PREDICTIONS)
+
+
+def test_the_paper_s_f1_is_the_harmonic_mean_of_its_macro_precision_and_recall():
+    check = tables.f1_check(tables.read_paper_table())
+    assert int(check["same"].sum()) == 49
+    (exception,) = check[~check["same"]].itertuples()
+    assert (exception.backbone, exception.loss, exception.magnification) == (
+        "InceptionV3",
+        "FL",
+        "40x",
+    )
+
+
+def test_fourteen_of_the_paper_s_accuracies_cannot_come_from_eq_9():
+    assert tables.official_test_sizes() == {"20x": 48, "40x": 50}
+    check = tables.accuracy_check(tables.read_paper_table())
+    assert int((~check["as_eq9"]).sum()) == 14
+    assert check["as_accuracy"].all()  # every value is k/N: ordinary accuracy
+
+
+def test_the_paper_s_claimed_gains():
+    gains = tables.claimed_gains(tables.read_paper_table()).set_index(["backbone", "magnification"])
+    assert (gains["gain"] > 0).sum() == 8  # VALF best in 8 of 10 settings (the paper's Table 2)
+    assert gains["gain"].max() == pytest.approx(0.040)
+    assert gains["gain"].idxmax() == ("EfficientNetV2B3", "40x")
+    assert gains.loc[("DenseNet121", "20x"), "best_other"] == "WCCE"
+    assert gains.loc[("InceptionV3", "20x"), "best_other"] == "DWFL"
+
+
+def test_every_paper_row_is_compared_on_the_same_quantity_with_a_prediction_interval():
+    paper = tables.read_paper_table()
+    assert len(paper) == 50 and "ConvNeXtTiny" in set(paper["backbone"])
+    rng = np.random.default_rng(3)
+    rows = []
+    for row in paper.itertuples():  # our runs, named as the study names them
+        methods = ["VALF (r=0.01)", "VALF (r=1)"] if row.loss == "VALF" else [row.loss]
+        for method in methods:
+            for seed in range(3):
+                rows.append(
+                    {
+                        "run_id": f"{row.backbone}-{row.magnification}-{method}-{seed}",
+                        "status": "done",
+                        "backbone": row.backbone,
+                        "magnification": row.magnification,
+                        "method": method,
+                        "seed": seed,
+                        "accuracy": rng.uniform(0.8, 0.95),
+                        "f1_of_means": rng.uniform(0.8, 0.95),
+                        "f1": 0.0,
+                    }
+                )
+    runs = pd.DataFrame(rows)
+    table = tables.compare_with_paper(runs, paper)
+    assert len(table) == (50 + 10) * 2  # every paper row, both VALF readings, two metrics
+    one = table[
+        (table["backbone"] == "ConvNeXtTiny")
+        & (table["magnification"] == "20x")
+        & (table["method"] == "CCE")
+        & (table["metric"] == "f1")
+    ].iloc[0]
+    ours = runs[
+        (runs["backbone"] == "ConvNeXtTiny")
+        & (runs["magnification"] == "20x")
+        & (runs["method"] == "CCE")
+    ]["f1_of_means"]
+    low, high = prediction_interval(ours)
+    paper_f1 = paper[
+        (paper["paper_backbone"] == "ConvNeXt")
+        & (paper["magnification"] == "20x")
+        & (paper["loss"] == "CCE")
+    ]["f1"].iloc[0]
+    assert (one["paper"], one["ours"], one["pi_low"], one["pi_high"]) == pytest.approx(
+        (paper_f1, ours.mean(), low, high)
+    )
+    assert one["inside"] == (low <= paper_f1 <= high)
+
+
+def test_an_unknown_backbone_in_the_paper_table_is_an_error(tmp_path):
+    table = (
+        tables.read_paper_table()
+        .drop(columns="backbone")
+        .rename(columns={"paper_backbone": "backbone"})
+    )
+    table.loc[0, "backbone"] = "VGG16"
+    table.to_csv(tmp_path / "paper.csv", index=False)
+    with pytest.raises(ValueError, match=r"backbones \['VGG16'\]"):
+        tables.read_paper_table(tmp_path / "paper.csv")
+
+
+def test_fig4_claims_are_checked_against_the_right_runs():
+    claims = tables.read_fig4_claims()
+    check = tables.fig4_check(RUNS, claims).set_index("claim")
+    done = RUNS[RUNS["status"] == "done"]
+    valf = done[done["method"].str.startswith("VALF")]
+    assert check.iloc[0]["ours"] == pytest.approx(valf["recall_SCC"].mean())
+    assert check.loc[check.index[1], "ours"] == pytest.approx(done["recall_NOR"].mean())
+    others = done[~done["method"].str.startswith("VALF")]
+    assert check.loc[check.index[2], "ours"] == pytest.approx(others["recall_ACA"].mean())
+    assert list(check["paper"]) == list(claims["paper_value"])
+
+
+def test_weight_reach_table():
+    runs = pd.DataFrame(
+        {
+            "status": "done",
+            "method": ["VALF (r=1)"] * 2 + ["CCE"],
+            "magnification": "20x",
+            "weight_reach": [3.0, 5.0, np.nan],
+        }
+    )
+    table = tables.weight_reach_table(runs).iloc[0]
+    assert (table["runs"], table["mean"], table["min"], table["max"]) == (2, 4.0, 3.0, 5.0)
+
+
+def test_per_class_recall_is_the_mean_over_seeds_of_each_run_s_recall():
+    runs = RUNS[RUNS["run_id"].isin(["CCE-A-20x-0", "CCE-A-20x-1"])].copy()
+    runs["recall_ACA"], runs["recall_NOR"], runs["recall_SCC"] = [0.5, 1.0], [1.0, 0.0], [1.0, 1.0]
+    recall = tables.per_class_recall(runs).iloc[0]
+    assert (recall["ACA"], recall["NOR"], recall["SCC"]) == (0.75, 0.5, 1.0)
+
+
+def test_one_image_moves_macro_f1_by_the_computed_step():
+    predictions = pd.DataFrame(
+        {"run_id": "CCE-A-20x-0", "split": "test", "label": [0, 1, 2, 2], "predicted": [0, 1, 2, 2]}
+    )
+    steps = tables.one_image_f1_steps(predictions, RUNS)
+    assert len(steps) == 4 and np.all(steps > 0)
+    assert steps[0] == pytest.approx(1 - f1_score([0, 1, 2, 2], [1, 1, 2, 2], average="macro"))

@@ -1,0 +1,125 @@
+"""From a run's parameters to its data: the data set on disk, its classes, the split, the
+training set.
+
+:func:`prepare_dataset` makes sure the data a run names is there and is what the run says it
+is (each data set knows how: :mod:`valf_study.data.sets`); :func:`split_frames` then reads it,
+attaches the split and applies the training-set samplers; :func:`check_splits` makes the split
+of every planned run once, before any trains.
+"""
+
+from __future__ import annotations
+
+from valf_study.data import dataset, sampling
+from valf_study.data.errors import DataError, listing
+from valf_study.data.splits import SPLITS
+
+__all__ = ["check_splits", "class_names", "data_set", "prepare_dataset", "split_frames"]
+
+
+def data_set(params):
+    """The :class:`~valf_study.data.dataset.DataSet` a run's parameters name."""
+    return dataset.get(params["dataset"])
+
+
+def prepare_dataset(params, progress=True):
+    """Check the data set a run names (generate or fetch what the data set makes itself);
+    return its class names, in label order.
+
+    Parameters
+    ----------
+    params : mapping
+        Resolved run parameters (:func:`valf_study.run.parameters.resolve_parameters`).
+    progress : bool
+        Progress bar while generating or decoding.
+
+    Raises
+    ------
+    DataError
+        The data missing (with how to get it) or not what the parameters say.
+    """
+    return data_set(params).prepare(params, progress=progress)
+
+
+def class_names(params):
+    """The class names of a run's data set, in label order."""
+    return data_set(params).class_names(params)
+
+
+def split_frames(params):
+    """The train, val and test frames of a run (``path``, ``image_path``, ``label``,
+    ``class_name``, a group column, ``split``, and the reader's own columns), after the
+    split, the long-tailed subsampling and the sampler.
+
+    Returns
+    -------
+    dict
+        ``{"train": ..., "val": ..., "test": ...}``; ``"train"`` may repeat rows
+        (over-sampling).
+
+    Raises
+    ------
+    DataError
+        A split without an image of some class (naming the classes), or a split file that
+        gives no split where ``split`` is 'official'.
+    """
+    frame = data_set(params).split(params)
+    frames = {name: frame[frame["split"] == name].reset_index(drop=True) for name in SPLITS}
+    names = class_names(params)
+    for name, part in frames.items():
+        missing = sorted(set(range(len(names))) - set(part["label"]))
+        if missing:
+            where = f" at {params['magnification']}" if params.get("magnification") else ""
+            how = f"split {params['split']!r}"
+            if params.get("split_seed") is not None:
+                how += f", split_seed {params['split_seed']}"
+            raise DataError(
+                f"The {name} split of {params['data_root']}{where} ({how}) has no images of "
+                f"{[names[c] for c in missing]}. Every class needs images in train, val and "
+                "test: add images of these classes, change `split_fractions`, or give a "
+                "split file."
+            )
+    frames["train"] = sampling.resample(
+        frames["train"], params["sampler"], seed=params["seed"], rho=params["imbalance_ratio"]
+    )
+    return frames
+
+
+def check_splits(runs_params, progress=False):
+    """Make the split of every planned run once (runs sharing a split share the work) and
+    raise one DataError naming every split that leaves a class out, before any run trains.
+
+    ``runs_params`` are resolved parameters of runs on one data set.
+    """
+    from tqdm.auto import tqdm
+
+    keys = (
+        "split",
+        "split_seed",
+        "fold",
+        "n_folds",
+        "split_fractions",
+        "magnification",
+        "split_csv",
+        "group_rule",
+        "imbalance_ratio",
+        "sampler",
+        "seed",
+    )
+    distinct = {}
+    for params in runs_params:
+        # The sampler's seed matters only where a sampler or the long-tailed subsampling runs.
+        key = tuple(
+            str(params[k])
+            for k in keys
+            if k != "seed" or params["sampler"] != "none" or params["imbalance_ratio"] is not None
+        )
+        distinct.setdefault(key, params)
+    problems = []
+    for params in tqdm(distinct.values(), desc="splits", disable=not progress):
+        try:
+            split_frames(params)
+        except (DataError, ValueError) as error:  # ValueError: a long-tailed ratio not reached
+            problems.append(str(error))
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        raise DataError(f"{len(unique)} planned splits cannot be used:{listing(unique)}")

@@ -1,0 +1,272 @@
+"""The book's figures, computed from a study's results tables.
+
+Every function returns a :class:`matplotlib.figure.Figure` (no pyplot state); the pages display
+them. The figures of one run are :mod:`valf_study.run.figures`, those of a data set
+:mod:`valf_study.data.figures`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from valf_study.report.tables import SETTING, class_names, done, knob_order
+from valf_study.studies.results import NO_MAGNIFICATION, experiment_runs
+
+__all__ = [
+    "plot_ablation",
+    "plot_comparisons",
+    "plot_confusions",
+    "plot_loss_curves",
+    "plot_reliability",
+    "plot_update_replay",
+    "plot_weight_trajectories",
+]
+
+
+def plot_comparisons(comparisons):
+    """The pre-registered comparisons (:mod:`valf_study.studies.comparisons`): each reading of VALF
+    minus FL and minus CCE, per setting, with its Holm-adjusted interval; right of zero,
+    VALF is ahead."""
+    figure = Figure(figsize=(6.4, 0.42 * len(comparisons) + 1.3), layout="constrained")
+    ax = figure.subplots()
+    labels = [
+        _title(f"{r.loss} − {r.comparator}", r.backbone, r.magnification)
+        for r in comparisons.itertuples()
+    ]
+    y = np.arange(len(comparisons))[::-1]
+    low = comparisons["mean_diff"] - comparisons["ci_low"]
+    high = comparisons["ci_high"] - comparisons["mean_diff"]
+    ax.errorbar(comparisons["mean_diff"], y, xerr=[low, high], fmt="o", capsize=3)
+    ax.axvline(0, color="0.5", linewidth=0.8)
+    ax.set_yticks(y, labels, fontsize="small")
+    ax.set(xlabel="difference in macro-F1 (Holm-adjusted interval, seeds and test images)")
+    return figure
+
+
+def plot_reliability(predictions, runs, bins=10):
+    """Reliability diagram per method: the accuracy of the test predictions against their
+    confidence (the largest predicted probability), pooled over the method's runs, in
+    ``bins`` equal-width bins; the diagonal is perfect calibration, and the bar under each
+    point the share of predictions in its bin."""
+    complete = done(runs)[["run_id", "method"]]
+    test = predictions[predictions["split"] == "test"].merge(complete, on="run_id")
+    probability = test[[c for c in test.columns if c.startswith("prob_")]].to_numpy(float)
+    test = test.assign(
+        confidence=probability.max(axis=1),
+        correct=(test["predicted"] == test["label"]).astype(float),
+    )
+    methods = list(dict.fromkeys(complete["method"]))
+    figure = Figure(figsize=(2.3 * len(methods), 2.6), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(methods), sharey=True))
+    edges = np.linspace(0, 1, bins + 1)
+    for ax, method in zip(axes, methods):
+        part = test[test["method"] == method]
+        which = np.clip(np.digitize(part["confidence"], edges[1:-1], right=True), 0, bins - 1)
+        grouped = part.groupby(which)
+        centres = (edges[:-1] + edges[1:]) / 2
+        share = grouped.size().reindex(range(bins), fill_value=0) / max(len(part), 1)
+        ax.bar(centres, share, width=1 / bins, color="0.85", zorder=0)
+        accuracy = grouped["correct"].mean()
+        ax.plot(centres[accuracy.index], accuracy.to_numpy(), "o-", markersize=3, zorder=2)
+        ax.plot([0, 1], [0, 1], color="0.5", linewidth=0.8, linestyle=":", zorder=1)
+        ax.set(title=method, xlabel="confidence", xlim=(0, 1), ylim=(0, 1.02))
+        ax.title.set_fontsize("small")
+    axes[0].set_ylabel("accuracy (bars: share of images)")
+    return figure
+
+
+def plot_loss_curves(gamma=2.0, weight=2.0):
+    """Per-sample loss against the true-class probability p_t for CE, FL, CEFL, CEFL2 and the
+    class-weighted variants (weight ``weight``), computed with :mod:`valf.losses` itself."""
+    import keras
+
+    from valf import losses
+
+    p_t = np.linspace(0.005, 1.0, 400)
+    y_pred = np.stack([p_t, 1 - p_t], axis=1).astype("float32")
+    y_true = np.zeros(len(p_t), dtype="int32")
+    weights = [weight, 1.0]
+
+    def value(loss):
+        return keras.ops.convert_to_numpy(loss)
+
+    curves = {
+        "CE": value(losses.weighted_categorical_crossentropy(y_true, y_pred, [1.0, 1.0])),
+        f"FL (γ={gamma:g})": value(losses.focal_loss(y_true, y_pred, gamma)),
+        f"CEFL (γ={gamma:g})": value(losses.cefl(y_true, y_pred, gamma)),
+        f"CEFL2 (γ={gamma:g})": value(losses.cefl2(y_true, y_pred, gamma)),
+        f"WCCE (w={weight:g})": value(
+            losses.weighted_categorical_crossentropy(y_true, y_pred, weights)
+        ),
+        f"VALF (w={weight:g}, γ={gamma:g})": value(
+            losses.validation_adaptive_focal_loss(y_true, y_pred, weights, gamma)
+        ),
+    }
+    figure = Figure(figsize=(6.5, 3.6), layout="constrained")
+    ax = figure.subplots()
+    for i, (name, curve) in enumerate(curves.items()):
+        ax.plot(p_t, curve, label=name, linestyle="--" if i >= 4 else "-")
+    ax.set(
+        xlabel="probability of the true class, $p_t$",
+        ylabel="per-sample loss",
+        ylim=(0, 5),
+        xlim=(0, 1),
+    )
+    ax.legend(frameon=False, fontsize="small")
+    return figure
+
+
+def plot_update_replay(class_weights, run_id, warmup_epochs, rates=(0.01, 0.1, 1.0)):
+    """Eq. 7-8 replayed on the validation accuracies one VALF run recorded, for several rates
+    r: how far the rule moves the weights when accuracies are read as fractions (r = 0.01) or
+    as percentages (r = 1)."""
+    from valf.reweighting import update_class_weights
+
+    run = class_weights[class_weights["run_id"] == run_id].sort_values("epoch")
+    run = run.dropna(axis=1, how="all")  # another data set's classes, in a shared table
+    columns = [c for c in run.columns if c.startswith("val_acc_")]
+    names = [c.removeprefix("val_acc_") for c in columns]
+    accuracies = run[columns].to_numpy(float)
+    epochs = run["epoch"].to_numpy(int)
+    figure = Figure(figsize=(3.2 * len(rates), 3.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, len(rates), sharey=False))
+    for ax, rate in zip(axes, rates):
+        weights, rows = np.ones(len(names)), []
+        for epoch, accuracy in zip(epochs, accuracies):
+            if epoch >= warmup_epochs and np.all(np.isfinite(accuracy)):
+                weights = np.asarray(update_class_weights(weights, accuracy, rate))
+            rows.append(weights.copy())
+        rows = np.array(rows)
+        for c, name in enumerate(names):
+            ax.plot(epochs, rows[:, c], label=name)
+        ax.axvline(warmup_epochs, color="0.6", linewidth=0.8, linestyle=":")
+        ax.set(title=f"r = {rate:g}", xlabel="epoch")
+    axes[0].set_ylabel("class weight")
+    axes[-1].legend(frameon=False, fontsize="small")
+    return figure
+
+
+def plot_confusions(predictions, runs, backbone, methods=None):
+    """Row-normalised test confusion matrices, one per method and magnification, pooled over
+    seeds (the paper's Fig. 4)."""
+    from sklearn.metrics import confusion_matrix
+
+    from valf_study.run.figures import plot_confusion
+
+    names = class_names(runs)
+    complete = done(runs)
+    complete = complete[complete["backbone"] == backbone]
+    losses = list(methods or dict.fromkeys(complete["method"]))
+    magnifications = sorted(complete["magnification"].unique())
+    test = predictions[predictions["split"] == "test"].merge(
+        complete[["run_id", "method", "magnification"]], on="run_id"
+    )
+    side = 2.1 + 0.12 * max(0, len(names) - 3)  # room for the class names
+    figure = Figure(
+        figsize=(side * len(losses), side * len(magnifications) + 0.4), layout="constrained"
+    )
+    axes = np.atleast_2d(figure.subplots(len(magnifications), len(losses), squeeze=False))
+    for i, magnification in enumerate(magnifications):
+        for j, loss in enumerate(losses):
+            part = test[(test["method"] == loss) & (test["magnification"] == magnification)]
+            counts = confusion_matrix(
+                part["label"], part["predicted"], labels=list(range(len(names)))
+            ).astype(float)
+            normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            ax = axes[i, j]
+            plot_confusion(
+                pd.DataFrame(normalised, index=names, columns=names),
+                title=_title(loss, magnification),
+                ax=ax,
+            )
+            ax.title.set_fontsize("small")
+            ax.tick_params(labelsize="x-small")
+            ax.set_xlabel("")
+            ax.set_ylabel("")
+    figure.supxlabel("predicted", fontsize="small")
+    figure.supylabel("true", fontsize="small")
+    return figure
+
+
+def _title(*parts):
+    """Panel title from setting values, leaving out a magnification the data set lacks."""
+    return " · ".join(str(p) for p in parts if p != NO_MAGNIFICATION)
+
+
+def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
+    """Class weights per epoch of every run of ``method``, mean over seeds with their range,
+    one panel per backbone and magnification."""
+    complete = done(runs)
+    complete = complete[complete["method"] == method]
+    table = class_weights.merge(
+        complete[["run_id", "backbone", "magnification", "seed"]], on="run_id"
+    )
+    settings = list(table.groupby(list(SETTING)).groups)
+    figure = Figure(figsize=(3.4 * max(1, len(settings)), 3.0), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(1, max(1, len(settings)), sharey=True))
+    for ax, setting in zip(axes, settings):
+        part = table[(table["backbone"] == setting[0]) & (table["magnification"] == setting[1])]
+        for name in class_names(runs):
+            by_epoch = part.groupby("epoch")[f"weight_{name}"]
+            mean = by_epoch.mean()
+            ax.plot(mean.index, mean.to_numpy(), label=name)
+            ax.fill_between(
+                mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(), alpha=0.2
+            )
+        ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
+        ax.set(title=_title(*setting), xlabel="epoch")
+    axes[0].set_ylabel(f"{method}: class weight")
+    # One column of names up to a dozen classes; beyond, the legend would hide the lines.
+    axes[-1].legend(frameon=False, fontsize="small", ncols=1 + len(class_names(runs)) // 12)
+    return figure
+
+
+def plot_ablation(runs, table, experiment, knob, metric="f1", hue=None, title=None):
+    """Test ``metric`` against the values of ``knob``: each seed's run (dots) and the mean with
+    its 95 % interval, from the seeds and the test images (``table``, from
+    :func:`valf_study.report.tables.ablation_table`)."""
+    part = done(experiment_runs(runs, experiment)).copy()
+    part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
+    table = table.copy()
+    table[knob] = table[knob].astype(str)
+    order = [str(v) for v in dict.fromkeys(part.sort_values(knob, key=knob_order)[knob])]
+    position = {value: i for i, value in enumerate(order)}
+    groups = list(part.groupby(hue, sort=False)) if hue else [(None, part)]
+    offsets = np.linspace(-0.15, 0.15, len(groups)) if len(groups) > 1 else [0.0]
+    figure = Figure(figsize=(4.2, 3.0), layout="constrained")
+    ax = figure.subplots()
+    for (name, group), offset in zip(groups, offsets):
+        rows = table if name is None else table[table[hue] == name]
+        rows = rows.set_index(knob)
+        x = [position[v] + offset for v in rows.index]
+        mean = rows[f"{metric}_mean"]
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[mean - rows[f"{metric}_low"], rows[f"{metric}_high"] - mean],
+            fmt="o",
+            capsize=3,
+            zorder=2,
+            label=None if name is None else str(name),
+        )
+        for value, members in group.groupby(group[knob].astype(str), sort=False):
+            ax.scatter(
+                np.full(len(members), position[value] + offset),
+                members[metric],
+                s=10,
+                alpha=0.35,
+                color="0.4",
+                zorder=1,
+            )
+    ax.set_xticks(range(len(order)), order)
+    ax.set_ylim(0, 1.02)  # the metrics are fractions
+    ax.set(
+        title=title or experiment,
+        xlabel=knob,
+        ylabel=metric if metric.startswith("val_") else f"test {metric}",
+    )
+    if hue:
+        ax.legend(frameon=False, fontsize="small", title=hue)
+    return figure

@@ -1,0 +1,443 @@
+"""Study files: a YAML description of a set of runs, checked whole before any run starts.
+
+A study file names its data set, the parameters every run shares, and one or more
+*experiments*, each a grid of run parameters::
+
+    name: quick                        # the study's name (results/<name>/)
+    title: Quick study on the embedded data set
+    data:                              # where the images come from
+      dataset: synthetic               # or lunghist700, or folder (your own images)
+      root: data/synthetic
+      synthetic: {difficulty: 1.0}     # generator settings (synthetic only)
+      # folder only: split_csv (path, split and/or group), group (a regular expression)
+    defaults:                          # run parameters of every run
+      backbone: SmallCNN
+      epochs: 20
+    experiments:
+      main:
+        grid:                          # every combination is one run
+          loss: [CCE, WCCE, FL, VALF]
+          magnification: [20x, 40x]
+          seed: [0, 1, 2]
+      gamma:
+        fixed: {loss: VALF, magnification: 20x}
+        grid: {gamma: [0, 1, 2, 5]}
+
+A parameter is set in one place per experiment: in ``fixed``, in ``grid`` or by ``select``.
+It may instead be *selected* from finished runs: for each group of runs sharing the ``by``
+parameters, the value of ``parameter`` whose source runs have the best mean ``metric`` (the
+paper's learning rate per backbone; the red-blood-cell study's alpha by cross-validation)::
+
+      main:
+        select:
+          learning_rate: {study: lr-selection, experiment: main,
+                          metric: val_accuracy, by: [backbone]}
+
+The source experiment may belong to the same study (the sweep runs it first) or to another
+(which must be complete). Ties go to the value listed first in the source grid
+(:mod:`valf_study.studies.selection`).
+
+A study may take the ``data`` and ``defaults`` of another with ``extends: <name>`` (its own
+defaults win; experiments are never inherited), so the ablations run in the setting of the
+study they ablate.
+
+A run's identity is its resolved parameters (:func:`valf_study.run.parameters.run_id`), so a run
+shared by two experiments, or by two studies, is trained once (:mod:`valf_study.studies.plan`).
+
+This module reads and checks; :mod:`valf_study.studies.plan` expands a checked study into its
+runs, making the selections that :mod:`valf_study.studies.selection` defines.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from valf_study.run.parameters import (
+    PARAMETERS,
+    ParameterError,
+    check_parameter,
+    resolve_parameters,
+)
+
+__all__ = [
+    "SELECTION_METRICS",
+    "Study",
+    "StudyError",
+    "check_runs",
+    "combinations",
+    "find_study_file",
+    "load_study",
+    "resolve_run",
+]
+
+_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments", "book"}
+_EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
+_DATA_KEYS = {"dataset", "root", "synthetic", "split_csv", "group"}
+_SELECT_KEYS = {"study", "experiment", "metric", "by"}
+# Set by the data block or the sweep, never by a study's parameters.
+RESERVED = {"runs_root", "dataset", "data_root", "synthetic", "split_csv", "group_rule"}
+#: Metrics a selection can maximise (recorded in metrics.json).
+SELECTION_METRICS = ("val_accuracy", "val_f1", "val_balanced_accuracy", "accuracy", "f1")
+
+
+class StudyError(ValueError):
+    """A study file is malformed, or a selection cannot be made yet."""
+
+
+def where(path, *keys):
+    """``path: key > key`` (the place in a study file an error message names)."""
+    return f"{path}: " + " > ".join(str(k) for k in keys) if keys else f"{path}"
+
+
+@dataclass
+class Study:
+    """A checked study file.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    runs_root : pathlib.Path
+        Folder of the run directories (shared by every study).
+    name, title, description : str
+    book : dict
+    data : dict
+        ``dataset``, ``root``, ``synthetic``, ``split_csv``, ``group_rule``.
+    defaults : dict
+    experiments : dict
+        name -> ``{"fixed", "grid", "select", "description"}``.
+    """
+
+    path: Path
+    runs_root: Path
+    name: str
+    title: str
+    description: str
+    book: dict
+    data: dict
+    defaults: dict
+    experiments: dict
+
+    def data_values(self):
+        """The run parameters the study's data block (and its runs root) sets in every run."""
+        return {
+            "runs_root": str(self.runs_root),
+            "dataset": self.data["dataset"],
+            "data_root": self.data["root"],
+            "synthetic": self.data["synthetic"],
+            "split_csv": self.data["split_csv"],
+            "group_rule": self.data["group_rule"],
+        }
+
+    def data_parameters(self):
+        """Resolved run parameters of the study's defaults and data block: enough to check the
+        data before any run is planned."""
+        return resolve_parameters({**self.defaults, **self.data_values()})
+
+    @property
+    def directory(self):
+        """Where the study keeps its own files (manifest, sweep lock):
+        ``<runs_root>/_studies/<name>``."""
+        return self.runs_root / "_studies" / self.name
+
+    def __repr__(self):
+        return f"Study({self.name!r}, {len(self.experiments)} experiments)"
+
+
+def find_study_file(name_or_path, studies_dir=None):
+    """A study file from a path, or from a name looked up as ``<studies_dir>/<name>.yaml``
+    (default: the project's ``studies/``, :func:`valf_study.project.root`)."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        if not path.is_file():
+            raise StudyError(f"No study file {path}.")
+        return path
+    if studies_dir is None:
+        from valf_study import project
+
+        try:
+            studies_dir = project.root() / "studies"
+        except project.ProjectNotFound as error:
+            raise StudyError(f"No study file {name_or_path!r}: {error}") from None
+    candidate = Path(studies_dir) / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    known = sorted(p.stem for p in Path(studies_dir).glob("*.yaml"))
+    raise StudyError(
+        f"No study {name_or_path!r}: {candidate} does not exist. Known studies: {known}."
+    )
+
+
+def load_study(path, runs_root="runs"):
+    """Read and check a study file; return a :class:`Study`.
+
+    Every run the file describes is resolved here (selected parameters with a stand-in value),
+    so a typo anywhere is reported before any run starts.
+    """
+    path = Path(path)
+    spec = _read_yaml(path)
+    spec = _extended(path, spec, ())
+    study = _checked(path, spec, Path(runs_root))
+    check_runs(study)
+    return study
+
+
+def _read_yaml(path):
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudyError(f"No study file {path}.") from None
+    except yaml.YAMLError as error:
+        raise StudyError(f"{path} is not valid YAML: {error}") from None
+
+
+def _extended(path, spec, seen):
+    """``spec`` with the data and defaults of the study it extends (recursively)."""
+    if not isinstance(spec, dict) or spec.get("extends") is None:
+        return spec
+    name, chain = str(spec["extends"]), (*seen, str(spec.get("name")))
+    if name in chain:
+        raise StudyError(
+            f"{where(path, 'extends')}: studies extend each other in a circle "
+            f"({' -> '.join([*chain, name])})."
+        )
+    base_path = find_study_file(name, path.parent)
+    base = _extended(base_path, _read_yaml(base_path), chain)
+    if not isinstance(base, dict):
+        raise StudyError(f"{base_path} (extended by {path}) must hold a mapping.")
+    merged = {key: value for key, value in spec.items() if key != "extends"}
+    merged.setdefault("data", base.get("data"))
+    merged["defaults"] = {**(base.get("defaults") or {}), **(spec.get("defaults") or {})}
+    return merged
+
+
+def _checked(path, spec, runs_root):
+    if not isinstance(spec, dict):
+        raise StudyError(f"{path} must hold a mapping with keys {sorted(_TOP_KEYS)}.")
+    # Top-level keys starting with "x-" hold YAML anchors for reuse (as in Docker Compose).
+    _check_keys(path, {k: v for k, v in spec.items() if not str(k).startswith("x-")}, _TOP_KEYS, ())
+    for key in ("name", "data", "experiments"):
+        if key not in spec:
+            raise StudyError(f"{where(path)} lacks the key `{key}`.")
+    experiments = spec["experiments"]
+    if not isinstance(experiments, dict) or not experiments:
+        raise StudyError(f"{where(path, 'experiments')} must map experiment names to their grids.")
+    return Study(
+        path=path,
+        runs_root=runs_root,
+        name=str(spec["name"]),
+        title=str(spec.get("title", spec["name"])),
+        description=str(spec.get("description", "")).strip(),
+        book=spec.get("book") or {},
+        data=_check_data(path, spec["data"]),
+        defaults=_check_parameters(path, spec.get("defaults") or {}, ("defaults",)),
+        experiments={
+            str(name): _check_experiment(path, str(name), value)
+            for name, value in experiments.items()
+        },
+    )
+
+
+def _check_keys(path, mapping, allowed, keys):
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise StudyError(
+            f"{where(path, *keys)}: unknown key(s) {unknown}; valid keys are {sorted(allowed)}."
+        )
+
+
+def _check_data(path, data):
+    if not isinstance(data, dict):
+        raise StudyError(f"{where(path, 'data')} must be a mapping with keys {sorted(_DATA_KEYS)}.")
+    _check_keys(path, data, _DATA_KEYS, ("data",))
+    if "dataset" not in data or "root" not in data:
+        raise StudyError(f"{where(path, 'data')} needs `dataset` and `root`.")
+    try:
+        resolved = resolve_parameters(
+            dataset=data["dataset"],
+            data_root=data["root"],
+            synthetic=data.get("synthetic"),
+            split_csv=data.get("split_csv"),
+            group_rule=data.get("group"),
+        )
+    except ParameterError as error:
+        raise StudyError(f"{where(path, 'data')}: {error}") from None
+    return {
+        "dataset": resolved["dataset"],
+        "root": resolved["data_root"],
+        "synthetic": resolved["synthetic"],
+        "split_csv": resolved["split_csv"],
+        "group_rule": resolved["group_rule"],
+    }
+
+
+def _check_parameters(path, mapping, keys):
+    """Names and single values; combinations are checked when the runs are expanded."""
+    if not isinstance(mapping, dict):
+        raise StudyError(f"{where(path, *keys)} must be a mapping of run parameters.")
+    reserved = sorted(set(mapping) & RESERVED)
+    if reserved:
+        raise StudyError(
+            f"{where(path, *keys)}: {reserved} are set by the `data` block or the "
+            "sweep, not by run parameters."
+        )
+    for name, value in mapping.items():
+        try:
+            check_parameter(name, value)
+        except ParameterError as error:
+            raise StudyError(f"{where(path, *keys)}: {error}") from None
+    return dict(mapping)
+
+
+def _check_experiment(path, name, value):
+    keys = ("experiments", name)
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise StudyError(
+            f"{where(path, *keys)} must be a mapping with keys {sorted(_EXPERIMENT_KEYS)}."
+        )
+    _check_keys(path, value, _EXPERIMENT_KEYS, keys)
+    grid = _check_grid(path, value.get("grid") or {}, keys)
+    fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
+    twice = sorted(set(fixed) & set(grid))
+    if twice:
+        raise StudyError(
+            f"{where(path, *keys)}: {twice} given both in `fixed` and in `grid`; "
+            "set each parameter in one place."
+        )
+    select = value.get("select") or {}
+    if not isinstance(select, dict):
+        raise StudyError(f"{where(path, *keys, 'select')} must map parameters to selections.")
+    checked_select = {
+        parameter: _check_select(path, (*keys, "select", parameter), parameter, rule, grid, fixed)
+        for parameter, rule in select.items()
+    }
+    return {
+        "description": str(value.get("description", "")).strip(),
+        "fixed": fixed,
+        "grid": grid,
+        "select": checked_select,
+    }
+
+
+def _check_grid(path, grid, keys):
+    if not isinstance(grid, dict):
+        raise StudyError(f"{where(path, *keys, 'grid')} must map parameters to lists.")
+    for parameter, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise StudyError(
+                f"{where(path, *keys, 'grid', parameter)} must be a non-empty list "
+                f"of values, received {values!r}."
+            )
+        for item in values:
+            _check_parameters(path, {parameter: item}, (*keys, "grid"))
+    return grid
+
+
+def _check_select(path, place, parameter, rule, grid, fixed):
+    if parameter not in PARAMETERS or parameter in RESERVED:
+        raise StudyError(
+            f"{where(path, *place)}: `{parameter}` is not a run parameter a study "
+            f"can set; valid: {sorted(set(PARAMETERS) - RESERVED)}."
+        )
+    if parameter in grid or parameter in fixed:
+        raise StudyError(
+            f"{where(path, *place)}: `{parameter}` is selected, so it cannot also "
+            "be in `grid` or `fixed`."
+        )
+    if not isinstance(rule, dict):
+        raise StudyError(
+            f"{where(path, *place)} must be a mapping with keys {sorted(_SELECT_KEYS)}."
+        )
+    _check_keys(path, rule, _SELECT_KEYS, place)
+    if "experiment" not in rule or "metric" not in rule:
+        raise StudyError(f"{where(path, *place)} needs `experiment` and `metric`.")
+    if rule["metric"] not in SELECTION_METRICS:
+        raise StudyError(
+            f"{where(path, *place, 'metric')} must be one of "
+            f"{list(SELECTION_METRICS)}, received {rule['metric']!r}."
+        )
+    by = rule.get("by") or []
+    if not isinstance(by, list) or any(b not in PARAMETERS for b in by):
+        raise StudyError(
+            f"{where(path, *place, 'by')} must be a list of run parameters, received {by!r}."
+        )
+    return {
+        "study": rule.get("study"),
+        "experiment": str(rule["experiment"]),
+        "metric": rule["metric"],
+        "by": list(by),
+    }
+
+
+# -- every run of the file, checked -----------------------------------------------------------
+
+
+def combinations(experiment):
+    """Every combination of an experiment's grid, as dicts, in file order."""
+    grid = experiment["grid"]
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, values))
+
+
+def resolve_run(study, name, combination, selected, check_only=False):
+    """The resolved parameters of one run of experiment ``name``: the study's defaults, the
+    experiment's fixed values, the grid ``combination``, the ``selected`` values, the data
+    block. With ``check_only``, a combination that fails only because a selected parameter is
+    stood in for gives None."""
+    experiment = study.experiments[name]
+    params = {**study.defaults, **experiment["fixed"], **combination}
+    params.update({k: v for k, v in selected.items() if v is not None})
+    params.update(study.data_values())
+    try:
+        return resolve_parameters(params)
+    except ParameterError as error:
+        if check_only and any(f"`{p}`" in str(error) for p in selected):
+            return None
+        shown = ", ".join(f"{k}={v!r}" for k, v in combination.items())
+        raise StudyError(f"{where(study.path, 'experiments', name)} ({shown}): {error}") from None
+
+
+def check_runs(study):
+    """Resolve every run of every experiment (selected values stood in for) and check that each
+    selection names an experiment that varies the parameter; raise :class:`StudyError`."""
+    for name, experiment in study.experiments.items():
+        for parameter, rule in experiment["select"].items():
+            if rule["study"] in (None, study.name):
+                _check_local_source(study, name, parameter, rule)
+        _check_no_cycle(study, name, [])
+        stand_in = dict.fromkeys(experiment["select"])
+        for combination in combinations(experiment):
+            resolve_run(study, name, combination, stand_in, check_only=True)
+
+
+def _check_local_source(study, name, parameter, rule):
+    place = where(study.path, "experiments", name, "select", parameter)
+    source = study.experiments.get(rule["experiment"])
+    if source is None:
+        raise StudyError(
+            f"{place}: no experiment {rule['experiment']!r} in this study; "
+            f"experiments: {sorted(study.experiments)}."
+        )
+    if parameter not in source["grid"]:
+        raise StudyError(
+            f"{place}: experiment {rule['experiment']!r} does not vary "
+            f"`{parameter}` in its grid, so there is nothing to choose from."
+        )
+
+
+def _check_no_cycle(study, name, path):
+    # Selections within the study must form a chain that ends: A may select from B, B from C.
+    if name in path:
+        chain = " -> ".join([*path, name])
+        raise StudyError(
+            f"{where(study.path, 'experiments', path[0], 'select')}: experiments "
+            f"select from each other in a circle ({chain})."
+        )
+    for rule in study.experiments[name]["select"].values():
+        if rule["study"] in (None, study.name):
+            _check_no_cycle(study, rule["experiment"], [*path, name])
