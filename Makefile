@@ -15,7 +15,7 @@ KERNEL := valf
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: study book test lint env clean-env
+.PHONY: study book test test-fast test-library lint env clean-env
 
 # The studies `make study` runs; e.g. `make study STUDY=paper ABLATIONS=ablations` on a GPU
 # machine with LungHist700 (after `valf sweep lr-selection`). BACKEND (tensorflow, jax or
@@ -40,6 +40,19 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Everything not marked `slow` (no test that trains a model): under two minutes on 2 cores.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+# The library alone, as a user who wants the losses installs it: a fresh virtual environment
+# with the library, Keras, JAX and pytest, nothing of the study; its tests on JAX (jitted fits).
+LIBRARY_VENV := .cache/library-venv
+test-library:
+	rm -rf $(LIBRARY_VENV) && $(PYTHON) -m venv $(LIBRARY_VENV)
+	$(LIBRARY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LIBRARY_VENV)/bin/python -m pip install --quiet ".[jax,test]"
+	KERAS_BACKEND=jax $(LIBRARY_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/library
 
 # What CI checks besides the tests (pre-commit runs the same before each commit).
 lint: $(STAMP)

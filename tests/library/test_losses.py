@@ -6,6 +6,7 @@ Backend-neutral: this module also runs under KERAS_BACKEND=torch
 
 import json
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -162,7 +163,7 @@ def test_focal_with_alpha_list_equals_keras_categorical_focal(gamma):
 
 
 def test_balanced_class_weights_equal_scikit_learn():
-    from sklearn.utils.class_weight import compute_class_weight
+    compute_class_weight = pytest.importorskip("sklearn.utils.class_weight").compute_class_weight
 
     labels = np.repeat([0, 1, 2], COUNTS)
     expected = compute_class_weight("balanced", classes=np.arange(C), y=labels)
@@ -288,6 +289,7 @@ def test_adaptive_config_carries_current_weights():
     np.testing.assert_allclose(restored.get_class_weights(), [0.8, 1.5, 0.7], rtol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_compiled_model_saves_and_loads_without_custom_objects(name, tmp_path):
     make, _ = CASES[name]
@@ -372,3 +374,76 @@ def test_label_and_prediction_class_counts_must_match():
         valf.FocalLoss()(np.eye(4, dtype="float32"), probs)
     with pytest.raises(ValueError, match="expected one-hot labels"):
         valf.ValidationAdaptiveFocalLoss(C)(np.zeros((4, 2, 2)), probs)
+
+
+# -- label smoothing, keyword-only options, models saved by valf 0.1 ------------------------
+
+SMOOTHING = 0.2
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, SMOOTHING, 1.0])
+def test_label_smoothing_equals_keras_on_the_losses_keras_has(smoothing):
+    labels, logits, probs = batch(21)
+    one_hot = np.eye(C, dtype="float32")[labels]
+    for from_logits, y_pred in ((False, probs), (True, logits)):
+        options = {"label_smoothing": smoothing, "from_logits": from_logits}
+        cce = keras.losses.CategoricalCrossentropy(**options)
+        focal = keras.losses.CategoricalFocalCrossentropy(alpha=WEIGHTS, gamma=2.0, **options)
+        pairs = [
+            (valf.WeightedCategoricalCrossentropy(np.ones(C), **options), cce),
+            (valf.FocalLoss(gamma=0.0, **options), cce),
+            (valf.CEFL(gamma=0.0, **options), cce),
+            (valf.FocalLoss(gamma=2.0, alpha=WEIGHTS, **options), focal),
+        ]
+        for ours, theirs in pairs:
+            expected = float(numpy(theirs(one_hot, y_pred)))
+            for y_true in (one_hot, labels):  # integer labels are smoothed after one-hot
+                assert math.isclose(float(numpy(ours(y_true, y_pred))), expected, rel_tol=2e-6)
+
+
+def test_label_smoothing_of_the_adaptive_losses_follows_the_equation():
+    labels, _, probs = batch(22)
+    smooth = np.eye(C)[labels] * (1 - SMOOTHING) + SMOOTHING / C
+    p = np.clip(probs.astype(np.float64), 1e-7, 1 - 1e-7)
+    expected = (smooth * WEIGHTS * (1 - p) ** 2.0 * -np.log(p)).sum(axis=1)
+    loss = valf.ValidationAdaptiveFocalLoss(
+        C, gamma=2.0, prior=WEIGHTS, label_smoothing=SMOOTHING, reduction="none"
+    )
+    np.testing.assert_allclose(numpy(loss(labels, probs)), expected, rtol=1e-5)
+    restored = valf.ValidationAdaptiveFocalLoss.from_config(loss.get_config())
+    assert restored.label_smoothing == SMOOTHING
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: valf.FocalLoss(2.0),
+        lambda: valf.CEFL(2.0),
+        lambda: valf.ClassBalancedLoss([3, 2, 1], 0.9),
+        lambda: valf.ValidationAdaptiveFocalLoss(3, 2.0),
+        lambda: valf.focal_loss([0], [[0.6, 0.4]], 2.0),
+    ],
+)
+def test_options_are_keyword_only(build):
+    with pytest.raises(TypeError):
+        build()
+
+
+@pytest.mark.parametrize("smoothing", [-0.1, 1.5, "a", float("nan")])
+def test_label_smoothing_outside_zero_one_is_refused(smoothing):
+    with pytest.raises(ValueError, match=r"`label_smoothing` must be a number in \[0, 1\]"):
+        valf.FocalLoss(label_smoothing=smoothing)
+
+
+SAVED = Path(__file__).resolve().parents[1] / "data" / "saved_with_valf_0.1"
+
+
+@pytest.mark.parametrize("name", ["WCCE", "FL", "CB", "CEFL", "CEFL2", "DWFL", "VALF"])
+def test_models_saved_by_valf_0_1_load_and_give_the_same_loss(name):
+    expected = json.loads((SAVED / "losses.json").read_text())[name]
+    model = keras.saving.load_model(SAVED / f"{name}.keras")
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    assert math.isclose(float(model.evaluate(x, y, verbose=0)), expected, rel_tol=1e-5)
+    if name == "VALF":
+        np.testing.assert_allclose(model.loss.get_class_weights(), [0.8, 1.5, 0.7], rtol=1e-6)

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-from sklearn.metrics import recall_score
 
 import valf
 from tests import reference as ref
@@ -72,6 +71,7 @@ def test_bad_update_arguments(call, match):
 
 
 def test_per_class_accuracy_equals_scikit_learn_recall():
+    recall_score = pytest.importorskip("sklearn.metrics").recall_score
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 4, size=200)
     scores = rng.normal(size=(200, 4)) + np.eye(4)[labels]
@@ -141,6 +141,7 @@ def tiny_model(seed):
     return keras.Model(inputs, keras.layers.Dense(C, activation="softmax")(hidden))
 
 
+@pytest.mark.slow
 def test_warmup_leaves_weights_fixed_then_the_hard_class_gains():
     x, y = imbalanced_blobs(0)
     x_val, y_val = imbalanced_blobs(1, counts=(40, 20, 40))
@@ -166,6 +167,7 @@ def test_warmup_leaves_weights_fixed_then_the_hard_class_gains():
     np.testing.assert_allclose(history.history["val_acc_A"], [row["val_acc_A"] for row in rows])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_next_epoch_loss_uses_the_updated_weights(tmp_path, jit_compile):
     if jit_compile and keras.backend.backend() != "tensorflow":
@@ -201,6 +203,7 @@ def test_next_epoch_loss_uses_the_updated_weights(tmp_path, jit_compile):
     np.testing.assert_allclose(float(rows[-1]["weight_0"]), weights[0], rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_dynamic_weights_callback_recomputes_from_training_accuracy():
     x, y = imbalanced_blobs(3, counts=(30, 15, 30))
     loss = valf.DynamicWeightedFocalLoss(C)

@@ -24,36 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def valf_epochs(jit_compile):
-    import keras
-
-    import valf
-    from valf.reweighting import ValidationAdaptiveWeights
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(48, 6)).astype("float32")
-    y = rng.integers(0, 3, 48)
-    x_val = rng.normal(size=(30, 6)).astype("float32")
-    y_val = np.repeat([0, 1, 2], 10)
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, activation="softmax")])
-    # The same confident, uneven predictions on every backend (initialisers differ by backend).
-    model.layers[0].set_weights([rng.normal(size=(6, 3)).astype("float32"), np.zeros(3, "float32")])
-    loss = valf.ValidationAdaptiveFocalLoss(3, gamma=2.0)
-    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss, jit_compile=jit_compile)
-    callback = ValidationAdaptiveWeights(loss, (x_val, y_val), warmup_epochs=1, rate=1.0)
-    history = model.fit(
-        x, y, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=[callback]
-    )
-    weights = [[row[f"weight_{c}"] for c in range(3)] for row in callback.history]
-    return {
-        "jit_compile": bool(jit_compile),
-        "reported_loss": [float(v) for v in history.history["loss"]],
-        "weights_after_epoch": weights,
-        "labels": y.tolist(),
-        "predictions": model.predict(x, verbose=0).astype(float).tolist(),
-    }
+from tests.library.fit_probe import valf_epochs
 
 
 def first_augmented_batch():

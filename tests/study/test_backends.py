@@ -20,6 +20,7 @@ import pytest
 
 import valf
 from tests import reference
+from tests.library.fit_probe import expected_losses
 from valf.reweighting import ValidationAdaptiveWeights, track_class_weights
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,7 @@ def probes():
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGURATIONS))
 def test_each_epoch_trains_with_the_weights_set_after_the_one_before(probes, name):
     # Learning rate 0: the predictions never change, so the loss Keras reports for epoch e is
@@ -71,22 +73,21 @@ def test_each_epoch_trains_with_the_weights_set_after_the_one_before(probes, nam
     probe = probes[name]
     assert probe["backend"] == CONFIGURATIONS[name]["KERAS_BACKEND"]
     assert probe["valf"]["jit_compile"] == (name == "tensorflow-xla")
-    labels = np.asarray(probe["valf"]["labels"])
-    predictions = np.asarray(probe["valf"]["predictions"])
-    in_force = [[1.0, 1.0, 1.0], *probe["valf"]["weights_after_epoch"][:-1]]
-    expected = [reference.valf(labels, predictions, w, 2.0).mean() for w in in_force]
+    expected, in_force = expected_losses(probe["valf"])
     np.testing.assert_allclose(probe["valf"]["reported_loss"], expected, rtol=2e-5)
     # The weights did move, so a frozen first value could not pass.
     assert np.ptp(np.asarray(in_force), axis=0).max() > 0.3
     assert np.ptp(expected) > 0.01
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_augmented_batch_on_every_backend(probes):
     batches = {name: probe["batch"] for name, probe in probes.items()}
     assert len({b["sha256"] for b in batches.values()}) == 1, batches
     assert batches["jax"]["shape"] == [4, 24, 32, 3]
 
 
+@pytest.mark.slow
 def test_jax_and_torch_train_without_tensorflow(probes):
     assert not probes["jax"]["tensorflow_imported"]
     assert not probes["torch"]["tensorflow_imported"]

@@ -19,6 +19,7 @@ def images(page):
     return re.findall(r"<img[^>]+src=\"([^\"]+)\"", page)
 
 
+@pytest.mark.slow
 def test_every_chapter_is_built_without_errors(book_html):
     html, pages = book_html
     assert (html / "index.html").is_file()
@@ -28,6 +29,7 @@ def test_every_chapter_is_built_without_errors(book_html):
             assert "Traceback" not in page, name
 
 
+@pytest.mark.slow
 def test_figures_are_on_the_pages_that_need_them(book_html):
     html, pages = book_html
     expected = {"method": 2, "data": 2, "results": 1, "errors": 2, "weights": 3, "ablations": 3}
@@ -38,6 +40,7 @@ def test_figures_are_on_the_pages_that_need_them(book_html):
             assert source.startswith("data:") or (html / "book" / source).resolve().is_file()
 
 
+@pytest.mark.slow
 def test_the_results_page(book_html):
     _, pages = book_html
     results = pages["results"]
@@ -67,6 +70,7 @@ def test_the_results_page(book_html):
     assert "InceptionV3 FL 40x" in words and re.search(r"while 14 could not arise", words)
 
 
+@pytest.mark.slow
 def test_math_and_glue_are_rendered(book_html):
     _, pages = book_html
     assert "mathjax/tex-chtml.js" in pages["method"] and r"\log p_t" in pages["method"]
@@ -77,6 +81,7 @@ def test_math_and_glue_are_rendered(book_html):
     assert re.search(r"by a median of 0\.\d{3} \(10th to 90th percentile", text(pages["data"]))
 
 
+@pytest.mark.slow
 def test_the_reproducibility_page_lists_every_run(book_html):
     _, pages = book_html
     page = pages["reproducibility"]
@@ -190,6 +195,7 @@ def test_a_study_with_no_complete_run_is_refused_with_what_to_do(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_new_results_make_the_pages_that_read_them_execute_again(book_html, monkeypatch):
     """Jupyter Book's cache keys on a page's code and Sphinx re-reads only edited sources, so
     `valf book` drops a page's cached execution (and Sphinx's memory) when what the page reads
@@ -237,6 +243,7 @@ def test_new_results_make_the_pages_that_read_them_execute_again(book_html, monk
     assert len(calls) == 2
 
 
+@pytest.mark.slow
 def test_the_other_pages_of_issue_ten(book_html):
     _, pages = book_html
     errors, weights, method = (text(pages[n]) for n in ("errors", "weights", "method"))
@@ -247,6 +254,7 @@ def test_the_other_pages_of_issue_ten(book_html):
     assert "ordinary accuracy" in method and "ovr_accuracy" in method
 
 
+@pytest.mark.slow
 def test_api_chapter_and_bibliography(book_html):
     _, pages = book_html
     api, bibliography = pages["api"], text(pages["bibliography"])

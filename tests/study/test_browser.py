@@ -89,6 +89,7 @@ BROKEN_IMAGES = """return Array.from(document.images)
     .filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src);"""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_load_with_no_broken_image(browser, site, page, tmp_path_factory):
     open_page(browser, f"{site}/{page}")
@@ -102,6 +103,7 @@ def test_pages_load_with_no_broken_image(browser, site, page, tmp_path_factory):
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_equations_are_typeset_offline(browser, site):
     open_page(browser, f"{site}/book/method.html")
     typeset = browser.execute_script("return document.querySelectorAll('mjx-container').length")
@@ -114,6 +116,7 @@ def test_equations_are_typeset_offline(browser, site):
     assert sources and all(s.startswith(site) for s in sources)
 
 
+@pytest.mark.slow
 def test_the_results_table_has_a_row_per_backbone_and_loss(browser, site, book_html):
     open_page(browser, f"{site}/book/results.html")
     rows = browser.execute_script("""
@@ -135,6 +138,7 @@ def _text(browser):
     return browser.execute_script("return document.body.innerText")
 
 
+@pytest.mark.slow
 def test_both_readings_of_valf_are_compared_with_fl_and_cce(browser, site):
     open_page(browser, f"{site}/book/results.html")
     text = _text(browser)
@@ -144,6 +148,7 @@ def test_both_readings_of_valf_are_compared_with_fl_and_cce(browser, site):
     assert "Holm" in text and "detects a true difference in macro-F1 of" in text
 
 
+@pytest.mark.slow
 def test_errors_page_has_calibration_and_the_fig4_check(browser, site):
     open_page(browser, f"{site}/book/errors.html")
     text = _text(browser)
@@ -151,6 +156,7 @@ def test_errors_page_has_calibration_and_the_fig4_check(browser, site):
     assert browser.execute_script("return document.images.length") >= 2
 
 
+@pytest.mark.slow
 def test_the_method_page_states_the_choices(browser, site):
     open_page(browser, f"{site}/book/method.html")
     text = _text(browser)

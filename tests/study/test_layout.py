@@ -1,6 +1,7 @@
 """The house: importing valf and every command that does not train load no deep-learning
-backend; lower stages never import higher ones; the README's Data section agrees with the
-quick study's data."""
+backend; lower stages never import higher ones, and no module imports another that imports it
+back; no branch on a data set's name outside its module; recorded run ids stay; the README's
+Data section agrees with the quick study's data."""
 
 import ast
 import re
@@ -64,37 +65,126 @@ def test_the_library_names_resolve_on_first_use():
 
 
 # Each stage may import the ones before it, never the ones after (README.md, "How data flows").
-STAGES = {"library": 0, "data": 1, "run": 2, "study": 3, "report": 4, "cli": 5}
-LIBRARY = ("losses", "reweighting", "metrics", "stats", "_validation", "_plain")
+# The library (valf) is below everything and imports nothing of the study.
+STAGES = {"library": 0, "base": 1, "data": 2, "run": 3, "studies": 4, "report": 5, "cli": 6}
+BASE = ("metrics", "stats", "files", "plain", "project")
+PACKAGES = ("valf", "valf_study")
 
 
 def _stage(module):
     parts = module.split(".")
-    if parts[0] != "valf":
-        return None
-    if len(parts) == 1 or parts[1] in LIBRARY:
+    if parts[0] == "valf":
         return "library"
-    return parts[1] if parts[1] in STAGES else None
+    if parts[0] != "valf_study" or len(parts) == 1:
+        return None
+    return "base" if parts[1] in BASE else parts[1] if parts[1] in STAGES else None
+
+
+def _modules():
+    """Every module of the two packages: name -> path."""
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            relative = path.relative_to(ROOT).with_suffix("")
+            found[".".join(relative.parts).removesuffix(".__init__")] = path
+    return found
+
+
+def _imports(path, module, modules):
+    """The modules of the packages that ``path`` imports, at any depth in the file (a function's
+    lazy import counts), relative imports resolved."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    targets = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{base}.{node.module}" if node.module else base
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        for name in names:
+            while name and name not in modules:
+                name = name.rpartition(".")[0]
+            # a package's __init__ that imports its own submodules is a face, not a dependency
+            if name and name != module and not name.startswith(module + "."):
+                if not module.startswith(name + ".") or path.name == "__init__.py":
+                    targets.add(name)
+    return targets
+
+
+def _graph():
+    modules = _modules()
+    return {module: _imports(path, module, modules) for module, path in modules.items()}
 
 
 def test_lower_stages_never_import_higher_ones():
     offences = []
-    for path in (ROOT / "valf").rglob("*.py"):
-        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for module, targets in _graph().items():
         own = _stage(module)
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module]
-                if isinstance(node, ast.ImportFrom) and node.module
-                else []
-            )
-            for name in names:
-                other = _stage(name)
-                if own and other and STAGES[other] > STAGES[own]:
-                    offences.append(f"{module} imports {name}")
+        for name in targets:
+            other = _stage(name)
+            if own and other and STAGES[other] > STAGES[own]:
+                offences.append(f"{module} imports {name}")
     assert not offences
+
+
+def test_no_module_imports_one_that_imports_it_back():
+    from graphlib import CycleError, TopologicalSorter
+
+    try:
+        tuple(TopologicalSorter(_graph()).static_order())
+    except CycleError as error:
+        pytest.fail(f"modules import each other in a circle: {' -> '.join(error.args[1])}")
+
+
+def test_the_cycle_check_finds_a_cycle_inside_a_package():
+    from graphlib import CycleError, TopologicalSorter
+
+    graph = _graph()
+    graph["valf_study.studies.spec"] = graph["valf_study.studies.spec"] | {
+        "valf_study.studies.plan"
+    }
+    with pytest.raises(CycleError):
+        tuple(TopologicalSorter(graph).static_order())
+
+
+def test_no_branch_on_a_data_sets_name_outside_its_own_module():
+    """A comparison with a data set's name (``== "folder"``, ``in ("lunghist700", ...)``)
+    belongs in that data set's module (valf_study/data/sets/), nowhere else."""
+    from valf_study.data.dataset import registry
+
+    names = set(registry())
+    offences = []
+    for module, path in _modules().items():
+        if module.startswith("valf_study.data.sets."):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            for part in [node.left, *node.comparators]:
+                values = part.elts if isinstance(part, (ast.Tuple, ast.List, ast.Set)) else [part]
+                for value in values:
+                    if isinstance(value, ast.Constant) and value.value in names:
+                        offences.append(f"{module}:{node.lineno} compares with {value.value!r}")
+    assert not offences
+
+
+def test_recorded_run_ids_do_not_change():
+    """Results already computed stay valid: the ids of recorded parameter sets (params.yaml of
+    runs of the quick, ablation, cross-validation and own-data studies, and of the paper's
+    grid) are what they were when recorded."""
+    import json
+
+    from valf_study.run.parameters import resolve_parameters, run_id
+
+    recorded = json.loads((ROOT / "tests" / "data" / "recorded_runs.json").read_text())
+    assert len(recorded) >= 20
+    assert {identity: run_id(resolve_parameters(p)) for identity, p in recorded.items()} == {
+        identity: identity for identity in recorded
+    }
 
 
 @pytest.mark.slow
@@ -116,5 +206,9 @@ def test_the_readme_data_section_makes_the_data_the_quick_study_asks_for(tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     study = load_study(ROOT / "studies" / "quick.yaml", tmp_path / "runs")
     params = {**study.data_parameters(), "data_root": str(tmp_path / study.data["root"])}
-    found = prepare_dataset(params, progress=False)
-    assert found["synthetic"] == study.data["synthetic"]
+    from valf_study.data.synthetic import read_synthetic_info
+
+    # Refuses a set made with other settings, and would not generate one over it.
+    assert prepare_dataset(params, progress=False) == ["ACA", "NOR", "SCC"]
+    recorded = read_synthetic_info(params["data_root"])
+    assert {k: recorded[k] for k in study.data["synthetic"]} == study.data["synthetic"]

@@ -31,7 +31,27 @@ def literal_assignments(source):
 def test_the_parameters_cell_is_literals_naming_every_parameter_in_order():
     values = literal_assignments(parameters_cell().source)
     assert list(values) == list(PARAMETERS)
-    assert resolve_parameters(values)  # every value valid
+    # Every value is valid and already in the form the run records: resolving changes none of
+    # the values that apply to the run (those that do not apply are recorded as null).
+    resolved = resolve_parameters(values)
+    applied = {name: value for name, value in resolved.items() if value is not None}
+    assert applied == {name: values[name] for name in applied}
+
+
+def _choices_comment(name):
+    """The names listed in the comment after ``<name> = ...`` in the parameters cell."""
+    line = next(
+        line for line in parameters_cell().source.splitlines() if line.startswith(f"{name} =")
+    )
+    return [part.strip() for part in line.split("#", 1)[1].split("(")[0].split(",")]
+
+
+def test_the_cell_lists_the_losses_and_data_sets_of_the_registries():
+    from valf_study.data.dataset import registry
+    from valf_study.run.objective import LOSSES
+
+    assert _choices_comment("loss") == list(LOSSES)
+    assert _choices_comment("dataset") == sorted(registry())
 
 
 def test_the_demonstration_is_one_run_of_the_quick_study():

@@ -98,6 +98,7 @@ def own_studies(tmp_path_factory):
     return folder, built
 
 
+@pytest.mark.slow
 def test_the_runs_name_their_classes_and_record_their_split(own_studies):
     folder, _ = own_studies
     runs = pd.read_parquet(folder / "results" / "own-four" / "runs.parquet")
@@ -120,6 +121,7 @@ def test_the_runs_name_their_classes_and_record_their_split(own_studies):
     assert (merged["group"] == merged["group_given"]).all()
 
 
+@pytest.mark.slow
 def test_the_books_show_the_folders_classes_and_leave_out_lunghist700(own_studies):
     _, built = own_studies
     for name, classes in (("own-four", FOUR), ("own-two", ["normal", "tumour"])):

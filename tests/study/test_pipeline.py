@@ -99,6 +99,7 @@ def test_same_seed_same_batches_new_epoch_new_batches(frame):
     assert not np.array_equal(epoch0[0], collect(make(8))[0])
 
 
+@pytest.mark.slow
 def test_fit_trains_each_epoch_on_that_epochs_batches_also_when_resumed(frame):
     """Keras calls the dataset's on_epoch_end once more than there are epochs; the epoch comes
     from fit itself, so epoch e (first or resumed) is trained on the batches of epoch e. Keras
@@ -201,6 +202,7 @@ def test_cache_write_is_atomic(frame, tmp_path, monkeypatch):
     assert len(list(tmp_path.rglob("*.npy"))) == 1 and not list(tmp_path.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_keras_fit_accepts_the_dataset(frame):
     import keras
 

@@ -127,6 +127,7 @@ def test_a_failing_run_is_recorded_and_the_others_complete(finished):
     assert len(manifest["runs"]) == 3
 
 
+@pytest.mark.slow
 def test_a_second_sweep_redoes_nothing_complete(finished):
     study, runs_root, _, _ = finished
     done = {p: p.read_text() for p in runs_root.glob("*/DONE")}
@@ -179,6 +180,7 @@ def _kernels_of(run_ids):
     return found
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_without_losing_or_redoing_runs(data_dir, tmp_path):
     study = write_study(
         tmp_path,
@@ -255,6 +257,7 @@ def _start(command, log, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_runs_on_an_existing_cluster_survive_a_killed_worker_with_their_own_logs(
     data_dir, tmp_path
 ):

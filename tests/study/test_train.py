@@ -60,6 +60,7 @@ def complete_run(data_dir, tmp_path_factory):
     return train(tiny(data_dir, runs_root), progress=False)
 
 
+@pytest.mark.slow
 def test_a_complete_run_directory(complete_run):
     names = {p.name for p in complete_run.iterdir()}
     assert {
@@ -85,6 +86,7 @@ def test_a_complete_run_directory(complete_run):
     assert environment["packages"]["keras"] and environment["cpu"]
 
 
+@pytest.mark.slow
 def test_metrics_agree_with_scikit_learn_on_the_saved_predictions(complete_run):
     predictions = pd.read_csv(complete_run / "predictions.csv")
     result = json.loads((complete_run / "metrics.json").read_text())
@@ -111,6 +113,7 @@ def test_metrics_agree_with_scikit_learn_on_the_saved_predictions(complete_run):
     assert result["f1_ci_low"] <= result["f1"] <= result["f1_ci_high"]
 
 
+@pytest.mark.slow
 def test_history_and_class_weights(complete_run):
     history = pd.read_csv(complete_run / "history.csv")
     result = json.loads((complete_run / "metrics.json").read_text())
@@ -135,6 +138,7 @@ def test_history_and_class_weights(complete_run):
         )
 
 
+@pytest.mark.slow
 def test_a_complete_run_is_not_trained_again(complete_run, data_dir):
     before = {p.name: p.stat().st_mtime_ns for p in complete_run.iterdir()}
     params = yaml.safe_load((complete_run / "params.yaml").read_text())
@@ -158,6 +162,7 @@ KILLED_RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_the_uninterrupted_result(
     complete_run, data_dir, tmp_path, monkeypatch
 ):
@@ -204,6 +209,7 @@ def test_parameters_are_checked_before_anything_is_written(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_run_directory_of_other_parameters_is_refused(complete_run, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
@@ -221,6 +227,9 @@ def test_data_errors_say_what_to_do(data_dir, tmp_path):
             progress=False,
         )
     # a generated set is never taken for the real release, nor made with other settings
+    from valf_study.data.prepare import prepare_dataset
+
+    prepare_dataset(resolve_parameters(tiny(data_dir, tmp_path / "runs")), progress=False)
     with pytest.raises(DataError, match="holds a generated data set"):
         train(
             dataset="lunghist700",

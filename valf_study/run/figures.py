@@ -19,6 +19,7 @@ def plot_training_curves(history, best_epoch=None, title=None):
 
     Examples
     --------
+    >>> import pandas as pd
     >>> history = pd.DataFrame({"epoch": [1, 2], "loss": [1.0, 0.5], "val_loss": [1.1, 0.7],
     ...                         "accuracy": [0.5, 0.7], "val_accuracy": [0.4, 0.6]})
     >>> [ax.get_ylabel() for ax in plot_training_curves(history, best_epoch=2).axes]
@@ -48,6 +49,7 @@ def plot_confusion(confusion, title=None, ax=None):
 
     Examples
     --------
+    >>> import pandas as pd
     >>> c = pd.DataFrame([[0.9, 0.1], [0.2, 0.8]], index=["A", "B"], columns=["A", "B"])
     >>> plot_confusion(c).axes[0].get_xlabel()
     'predicted'
@@ -87,6 +89,7 @@ def plot_class_weights(class_weights, warmup_epochs=None, title=None):
 
     Examples
     --------
+    >>> import pandas as pd
     >>> w = pd.DataFrame({"epoch": [0, 1, 2], "weight_A": [1, 1, 1.01], "weight_B": [1, 1, .99],
     ...                   "val_acc_A": [np.nan, .5, .5], "val_acc_B": [np.nan, .9, .9]})
     >>> len(plot_class_weights(w, warmup_epochs=2).axes)

@@ -65,6 +65,9 @@ for _set in datasets.registry().values():
     for _name in _set.options:
         _DATA_OPTIONS.setdefault(_name, set()).add(_set.name)
 
+#: The run parameters only some data sets take (a study file's data block sets them).
+DATA_OPTIONS = tuple(sorted(_DATA_OPTIONS))
+
 # Parameters that resolve_parameters sets to None where they do not apply.
 _NULL_MEANS_DEFAULT = set(_USED_BY) - {"alpha"} | {
     "split_seed",

@@ -57,6 +57,7 @@ from pathlib import Path
 import yaml
 
 from valf_study.run.parameters import (
+    DATA_OPTIONS,
     PARAMETERS,
     ParameterError,
     check_parameter,
@@ -76,10 +77,13 @@ __all__ = [
 
 _TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments", "book"}
 _EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
-_DATA_KEYS = {"dataset", "root", "synthetic", "split_csv", "group"}
+# The data block: the data set, its root, and the options data sets take (their run parameters,
+# valf_study.run.parameters.DATA_OPTIONS); a study file writes `group_rule` as `group`.
+_DATA_ALIASES = {"group_rule": "group"}
+_DATA_KEYS = {"dataset", "root"} | {_DATA_ALIASES.get(o, o) for o in DATA_OPTIONS}
 _SELECT_KEYS = {"study", "experiment", "metric", "by"}
 # Set by the data block or the sweep, never by a study's parameters.
-RESERVED = {"runs_root", "dataset", "data_root", "synthetic", "split_csv", "group_rule"}
+RESERVED = {"runs_root", "dataset", "data_root", *DATA_OPTIONS}
 #: Metrics a selection can maximise (recorded in metrics.json).
 SELECTION_METRICS = ("val_accuracy", "val_f1", "val_balanced_accuracy", "accuracy", "f1")
 
@@ -105,7 +109,8 @@ class Study:
     name, title, description : str
     book : dict
     data : dict
-        ``dataset``, ``root``, ``synthetic``, ``split_csv``, ``group_rule``.
+        ``dataset``, ``root`` and every data-set option (``synthetic``, ``split_csv``,
+        ``group_rule``, ...), None where the data set does not take it.
     defaults : dict
     experiments : dict
         name -> ``{"fixed", "grid", "select", "description"}``.
@@ -127,9 +132,7 @@ class Study:
             "runs_root": str(self.runs_root),
             "dataset": self.data["dataset"],
             "data_root": self.data["root"],
-            "synthetic": self.data["synthetic"],
-            "split_csv": self.data["split_csv"],
-            "group_rule": self.data["group_rule"],
+            **{option: self.data[option] for option in DATA_OPTIONS},
         }
 
     def data_parameters(self):
@@ -259,18 +262,14 @@ def _check_data(path, data):
         resolved = resolve_parameters(
             dataset=data["dataset"],
             data_root=data["root"],
-            synthetic=data.get("synthetic"),
-            split_csv=data.get("split_csv"),
-            group_rule=data.get("group"),
+            **{o: data.get(_DATA_ALIASES.get(o, o)) for o in DATA_OPTIONS},
         )
     except ParameterError as error:
         raise StudyError(f"{where(path, 'data')}: {error}") from None
     return {
         "dataset": resolved["dataset"],
         "root": resolved["data_root"],
-        "synthetic": resolved["synthetic"],
-        "split_csv": resolved["split_csv"],
-        "group_rule": resolved["group_rule"],
+        **{option: resolved[option] for option in DATA_OPTIONS},
     }
 
 
