@@ -94,14 +94,14 @@ def plot_loss_curves(gamma=2.0, weight=2.0):
 
     curves = {
         "CE": value(losses.weighted_categorical_crossentropy(y_true, y_pred, [1.0, 1.0])),
-        f"FL (γ={gamma:g})": value(losses.focal_loss(y_true, y_pred, gamma)),
-        f"CEFL (γ={gamma:g})": value(losses.cefl(y_true, y_pred, gamma)),
-        f"CEFL2 (γ={gamma:g})": value(losses.cefl2(y_true, y_pred, gamma)),
+        f"FL (γ={gamma:g})": value(losses.focal_loss(y_true, y_pred, gamma=gamma)),
+        f"CEFL (γ={gamma:g})": value(losses.cefl(y_true, y_pred, gamma=gamma)),
+        f"CEFL2 (γ={gamma:g})": value(losses.cefl2(y_true, y_pred, gamma=gamma)),
         f"WCCE (w={weight:g})": value(
             losses.weighted_categorical_crossentropy(y_true, y_pred, weights)
         ),
         f"VALF (w={weight:g}, γ={gamma:g})": value(
-            losses.validation_adaptive_focal_loss(y_true, y_pred, weights, gamma)
+            losses.validation_adaptive_focal_loss(y_true, y_pred, weights, gamma=gamma)
         ),
     }
     figure = Figure(figsize=(6.5, 3.6), layout="constrained")
