@@ -24,6 +24,27 @@ import sys
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
+def _positive_int(text):
+    """An argparse type: an integer >= 1 (argparse names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, not {value}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text}")
+    return value
+
+
 def _download(args):
     from valf_study.data.download import download_lunghist700
 
@@ -84,6 +105,7 @@ def _sweep(args):
         force=args.force,
         progress=not args.quiet,
         backend=args.backend,
+        data_changed="rerun" if args.rerun_changed else "keep" if args.keep_changed else "stop",
     )
     return summary.exit_code
 
@@ -223,15 +245,15 @@ def _add_sweep_command(commands):
     sweep.add_argument("--runs-root", default="runs", help="folder of run directories")
     sweep.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         help="runs at once on this machine (default: one "
         "per GPU times --runs-per-gpu, or one per CPU core)",
     )
     sweep.add_argument("--scheduler", help="address of a running Dask scheduler to use instead")
-    sweep.add_argument("--runs-per-gpu", type=int, default=1, help="runs sharing one GPU")
+    sweep.add_argument("--runs-per-gpu", type=_positive_int, default=1, help="runs sharing one GPU")
     sweep.add_argument(
         "--threads",
-        type=int,
+        type=_positive_int,
         help="CPU threads per run (default: the cores "
         "of the machine a run executes on, shared among its runs)",
     )
@@ -240,10 +262,21 @@ def _add_sweep_command(commands):
         choices=["tensorflow", "jax", "torch"],
         help="Keras backend of the runs (default: $KERAS_BACKEND or tensorflow)",
     )
-    sweep.add_argument("--timeout", type=float, help="seconds one notebook cell may take")
+    sweep.add_argument("--timeout", type=_positive_float, help="seconds one notebook cell may take")
     sweep.add_argument("--experiment", action="append", help="only this experiment (repeatable)")
     sweep.add_argument("--run", action="append", help="only this run id (repeatable)")
     sweep.add_argument("--force", action="store_true", help="redo the chosen runs from scratch")
+    changed = sweep.add_mutually_exclusive_group()
+    changed.add_argument(
+        "--rerun-changed",
+        action="store_true",
+        help="train again the complete runs whose data changed since they ran",
+    )
+    changed.add_argument(
+        "--keep-changed",
+        action="store_true",
+        help="keep the complete runs whose data changed since they ran, as they are",
+    )
     sweep.add_argument("--kernel", default="valf", help="Jupyter kernel of the runs")
     sweep.add_argument(
         "--notebook", help="the training notebook (default: the project's notebooks/train.ipynb)"

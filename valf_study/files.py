@@ -18,7 +18,7 @@ import yaml
 
 from valf_study.plain import plain
 
-__all__ = ["now", "read_json", "read_yaml", "write_atomic", "write_json", "write_yaml"]
+__all__ = ["inside", "now", "read_json", "read_yaml", "write_atomic", "write_json", "write_yaml"]
 
 
 def write_atomic(path, data):
@@ -78,3 +78,26 @@ def read_yaml(path):
 def now():
     """The current time in UTC, ISO 8601 to the second."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def inside(root, *parts):
+    """``root / parts``, checked to stay under ``root`` once resolved (no ``..``, no absolute
+    part, no link out); a ValueError names the path otherwise.
+
+    Examples
+    --------
+    >>> inside("results", "quick").as_posix()
+    'results/quick'
+    >>> inside("results", "../elsewhere")
+    Traceback (most recent call last):
+    ...
+    ValueError: results/../elsewhere is outside results; names that make paths must not ...
+    """
+    root = Path(root)
+    path = root.joinpath(*parts)
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ValueError(
+            f"{path.as_posix()} is outside {root.as_posix()}; names that make paths must not "
+            "hold '..', '/' or an absolute path."
+        )
+    return path

@@ -17,9 +17,11 @@ divided between splits); :meth:`DataSet.split` adds ``split`` (``"train"``, ``"v
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 from functools import cache
+from pathlib import Path
 
 from valf_study.data.errors import DataError
 from valf_study.data.splits import group_kfold_split, grouped_split, training_folds_split
@@ -129,6 +131,17 @@ class DataSet:
         elif kind == "cv":
             frame = training_folds_split(frame, params["n_folds"], params["fold"], seed, **columns)
         return frame
+
+    def fingerprint(self, params, frames):
+        """What the run read, condensed (:func:`valf_study.data.fingerprint.run_fingerprint`):
+        the content of every image of its splits, hashed once and remembered under the run's
+        cache folder."""
+        from valf_study.data.fingerprint import run_fingerprint
+
+        root = str(Path(params["data_root"]).expanduser().resolve())
+        key = hashlib.sha1(root.encode()).hexdigest()[:16]
+        cache_file = Path(params["cache_dir"]) / "hashes" / f"{self.name}-{key}.json"
+        return run_fingerprint(frames, cache_file=cache_file)
 
     def cache_name(self, params):
         """The decode cache's name for the run's images (entries are also keyed on each file's

@@ -13,7 +13,15 @@ from valf_study.data import dataset, sampling
 from valf_study.data.errors import DataError, listing
 from valf_study.data.splits import SPLITS
 
-__all__ = ["check_splits", "class_names", "data_set", "prepare_dataset", "split_frames"]
+__all__ = [
+    "check_splits",
+    "class_names",
+    "data_set",
+    "planned_splits",
+    "prepare_dataset",
+    "split_frames",
+    "split_key",
+]
 
 
 def data_set(params):
@@ -84,42 +92,57 @@ def split_frames(params):
     return frames
 
 
-def check_splits(runs_params, progress=False):
-    """Make the split of every planned run once (runs sharing a split share the work) and
-    raise one DataError naming every split that leaves a class out, before any run trains.
+#: What a run's split depends on (the sampler's seed only where a sampler or the long-tailed
+#: subsampling runs).
+_SPLIT_KEYS = (
+    "dataset",
+    "data_root",
+    "split",
+    "split_seed",
+    "fold",
+    "n_folds",
+    "split_fractions",
+    "magnification",
+    "split_csv",
+    "group_rule",
+    "imbalance_ratio",
+    "sampler",
+)
+
+
+def split_key(params):
+    """The parameters a run's frames depend on, as a hashable key: runs with one key read the
+    same images in the same splits."""
+    key = tuple(str(params[k]) for k in _SPLIT_KEYS)
+    if params["sampler"] != "none" or params["imbalance_ratio"] is not None:
+        key += (str(params["seed"]),)
+    return key
+
+
+def planned_splits(runs_params, progress=False):
+    """Make the split of every planned run once (runs sharing a split share the work); return
+    ``{split_key(params): frames}``, or raise one DataError naming every split that cannot be
+    used (a class left out, a long-tailed ratio not reached), before any run trains.
 
     ``runs_params`` are resolved parameters of runs on one data set.
     """
     from tqdm.auto import tqdm
 
-    keys = (
-        "split",
-        "split_seed",
-        "fold",
-        "n_folds",
-        "split_fractions",
-        "magnification",
-        "split_csv",
-        "group_rule",
-        "imbalance_ratio",
-        "sampler",
-        "seed",
-    )
     distinct = {}
     for params in runs_params:
-        # The sampler's seed matters only where a sampler or the long-tailed subsampling runs.
-        key = tuple(
-            str(params[k])
-            for k in keys
-            if k != "seed" or params["sampler"] != "none" or params["imbalance_ratio"] is not None
-        )
-        distinct.setdefault(key, params)
-    problems = []
-    for params in tqdm(distinct.values(), desc="splits", disable=not progress):
+        distinct.setdefault(split_key(params), params)
+    found, problems = {}, []
+    for key, params in tqdm(distinct.items(), desc="splits", disable=not progress):
         try:
-            split_frames(params)
+            found[key] = split_frames(params)
         except (DataError, ValueError) as error:  # ValueError: a long-tailed ratio not reached
             problems.append(str(error))
     if problems:
         unique = list(dict.fromkeys(problems))
         raise DataError(f"{len(unique)} planned splits cannot be used:{listing(unique)}")
+    return found
+
+
+def check_splits(runs_params, progress=False):
+    """:func:`planned_splits`, for its checks only."""
+    planned_splits(runs_params, progress)

@@ -29,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from valf_study import project
+from valf_study.files import write_atomic
 from valf_study.report.book import ENVIRONMENT, settings, settings_file
 from valf_study.run.rundir import RunDirectory
 
@@ -194,7 +195,12 @@ def install_mathjax(static_dir=None):
 
 
 def render_run_notebooks(runs, out):
-    """The executed notebook of every complete run as HTML under ``out`` (for the runs table)."""
+    """The executed notebook of every complete run as HTML under ``out`` (for the runs table).
+
+    A page is rendered again when its notebook changed: each page ends with the SHA-256 of the
+    notebook it was made from, and a page without that line (cut short) or with another one is
+    made again. Pages are written by rename, so none is ever half written.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -202,14 +208,14 @@ def render_run_notebooks(runs, out):
     written = 0
     for run_dir in runs["run_dir"]:
         source = Path(run_dir) / RunDirectory.NOTEBOOK
+        if not source.is_file():
+            continue
         target = Path(out) / f"{Path(run_dir).name}.html"
-        if not source.is_file() or (
-            target.is_file() and target.stat().st_mtime >= source.stat().st_mtime
-        ):
+        stamp = f"<!-- valf: rendered from {hashlib.sha256(source.read_bytes()).hexdigest()} -->"
+        if target.is_file() and target.read_text(encoding="utf-8").rstrip().endswith(stamp):
             continue
         body, _ = exporter.from_notebook_node(nbformat.read(source, as_version=4))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(body, encoding="utf-8")
+        write_atomic(target, f"{body}\n{stamp}\n")
         written += 1
     return written
 

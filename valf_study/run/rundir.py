@@ -17,6 +17,7 @@ how to write them:
 ``predictions.csv``    each val/test image: true class, probabilities, prediction
 ``confusion.csv``      row-normalised test confusion matrix
 ``environment.json``   package versions, git commit, device
+``data.json``          the fingerprint of the images the run read (each split's files)
 ``best.weights.h5``    the best-val_loss weights (``keep_weights``)
 ``train.ipynb``        the executed notebook (sweep runs)
 ``run.log``            the run's process output (sweep runs): its first line names the run
@@ -69,6 +70,7 @@ class RunDirectory(os.PathLike):
     PREDICTIONS = "predictions.csv"
     CONFUSION = "confusion.csv"
     ENVIRONMENT = "environment.json"
+    DATA = "data.json"
     BEST_WEIGHTS = "best.weights.h5"
     NOTEBOOK = "train.ipynb"
     LOG = "run.log"
@@ -76,6 +78,8 @@ class RunDirectory(os.PathLike):
     BACKUP = "backup"
     #: What the sweep hands the run's own process (:mod:`valf_study.studies.execute`).
     REQUEST = ".execute.json"
+    #: Who executes the run now (process, host, study), while it holds the run's lock.
+    HOLDER = ".holder.json"
 
     def __init__(self, path):
         self.path = Path(path)
@@ -89,6 +93,9 @@ class RunDirectory(os.PathLike):
 
     def __fspath__(self):
         return os.fspath(self.path)
+
+    def __str__(self):
+        return str(self.path)
 
     def __truediv__(self, name):
         return self.path / name
@@ -126,10 +133,27 @@ class RunDirectory(os.PathLike):
         self.path.mkdir(parents=True, exist_ok=True)
         return FileLock(str(self.path / f".{purpose}.lock"))
 
+    def hold(self, **who):
+        """Record who executes the run (with this process's id and host), for the messages of
+        other processes that find its lock taken."""
+        write_json(self.path / self.HOLDER, {"pid": os.getpid(), "host": _host(), **who})
+
+    def holder(self):
+        """Who last recorded executing the run, as one phrase, or None."""
+        try:
+            who = read_json(self.path / self.HOLDER)
+        except (OSError, ValueError):
+            return None
+        study = f"the sweep of study {who['study']!r}, " if who.get("study") else ""
+        return f"{study}process {who.get('pid')} on {who.get('host')}"
+
     def write_status(self, status, error=None, **extra):
         """Record ``running``, ``ok`` or ``failed``; an ``error`` (exception or text) adds its
-        traceback."""
+        traceback. ``running`` records this process and host, so that a reader can tell a run
+        whose process died from one still running."""
         record = {"status": status, "time": now(), **extra}
+        if status == "running":
+            record.update(pid=os.getpid(), host=_host())
         if error is not None:
             if isinstance(error, BaseException):
                 record["error"] = f"{type(error).__name__}: {error}"
@@ -141,11 +165,25 @@ class RunDirectory(os.PathLike):
         return write_json(self.path / self.STATUS, record)
 
     def status(self):
-        """The run's status record, ``{"status": "pending"}`` if it never started."""
+        """The run's status record, ``{"status": "pending"}`` if it never started.
+
+        A run recorded as ``running`` whose process is gone (on this host) is reported as
+        ``failed``: it died without saying why (killed, out of memory, out of disk), and a sweep
+        resumes it from its last finished epoch.
+        """
         path = self.path / self.STATUS
         if not path.is_file():
             return {"status": "pending"}
-        return read_json(path)
+        record = read_json(path)
+        if record.get("status") == "running" and _died(record):
+            record = {
+                **record,
+                "status": "failed",
+                "error": f"the run's process ({record['pid']} on {record['host']}) ended "
+                "without recording why (killed, out of memory or out of disk); run the sweep "
+                "again to resume it",
+            }
+        return record
 
     def is_done(self):
         return (self.path / self.DONE).is_file()
@@ -165,6 +203,11 @@ class RunDirectory(os.PathLike):
     def read_metrics(self):
         """``metrics.json``, or None before the run wrote it."""
         path = self.path / self.METRICS
+        return read_json(path) if path.is_file() else None
+
+    def read_data(self):
+        """``data.json`` (what the run read), or None for a run recorded before valf 0.2."""
+        path = self.path / self.DATA
         return read_json(path) if path.is_file() else None
 
     def read_environment(self):
@@ -196,3 +239,23 @@ class RunDirectory(os.PathLike):
             "predictions": self.read_table(self.PREDICTIONS),
             "class_weights": self.read_table(self.CLASS_WEIGHTS),
         }
+
+
+def _host():
+    import socket
+
+    return socket.gethostname()
+
+
+def _died(record):
+    """Whether a ``running`` record's process is gone (only decidable on its own host)."""
+    pid, host = record.get("pid"), record.get("host")
+    if pid is None or host != _host():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False

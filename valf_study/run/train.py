@@ -142,7 +142,7 @@ def _configure_runtime(params):
 
 
 def _run(params, run, progress):
-    from valf_study.data.prepare import prepare_dataset, split_frames
+    from valf_study.data.prepare import data_set, prepare_dataset, split_frames
     from valf_study.run.evaluate import evaluate, tidy_history, write_outputs, write_split
     from valf_study.run.inputs import run_datasets
     from valf_study.run.objective import LOSSES, class_weight_table, weight_reach
@@ -154,6 +154,7 @@ def _run(params, run, progress):
     check_class_lists(params, names)
     frames = split_frames(params)
     write_split(run, frames)
+    run.write_json(run.DATA, data_set(params).fingerprint(params, frames))
     counts = np.bincount(frames["train"]["label"], minlength=len(names))
     backup_dir = run.backup
     state = read_training_state(backup_dir)

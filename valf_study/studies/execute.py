@@ -46,6 +46,7 @@ def execute_run(request):
     log_path = run / run.LOG
     result = {"run_id": run.name, "notebook": str(run / run.NOTEBOOK), "log": str(log_path)}
     started = time.perf_counter()
+    code, failure = None, None
     try:
         threads = request.get("threads") or threads_here()
         gpu = _gpu_here(request.get("runs_per_gpu"))
@@ -63,20 +64,35 @@ def execute_run(request):
                 cwd=request["cwd"],
             ).returncode
     except Exception as error:  # noqa: BLE001 - a run that cannot start is recorded, not raised
-        code = None
-        run.write_status("failed", error)
+        failure = f"{type(error).__name__}: {error}"
     if code == 0 and run.is_done():
         result.update(status="ok", error=None)
     else:
-        status = run.status()
-        if status.get("status") != "failed":  # the process died before it could say why
-            run.write_status(
-                "failed", f"the run's process exited with status {code}; see {log_path}"
-            )
-            status = run.status()
-        result.update(status="failed", error=status.get("error"))
+        status = _status(run)
+        if failure is None and status.get("status") == "failed":
+            failure = status.get("error")
+        failure = failure or f"the run's process exited with status {code}; see {log_path}"
+        if status.get("status") != "failed" or status.get("pid"):  # died before saying why
+            _record(run, failure)
+        result.update(status="failed", error=failure)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _status(run):
+    try:
+        return run.status()
+    except (OSError, ValueError) as error:  # a status file cut short by a full disk
+        return {"status": "unknown", "error": f"{type(error).__name__}: {error}"}
+
+
+def _record(run, failure):
+    """Record a failure; a disk too full to take even that leaves the record as it is (a
+    reader sees a dead ``running`` run as failed, :meth:`RunDirectory.status`)."""
+    try:
+        run.write_status("failed", failure)
+    except OSError:
+        pass
 
 
 def _header(run_id, threads, gpu):
@@ -186,6 +202,7 @@ def _execute(request):
 
     run = RunDirectory(request["run_dir"])
     with run.lock():  # waits while another process executes this run
+        run.hold(study=request.get("study"))
         if run.is_done():
             print(f"{run.name} is complete already; nothing to do.", flush=True)
             return 0

@@ -26,11 +26,13 @@ settings) are stored as JSON text, so every column has one type.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from valf_study.files import read_json, write_atomic, write_json
+from valf_study.files import inside, now, read_json, write_atomic, write_json
 from valf_study.run.parameters import method_label
 from valf_study.run.rundir import RunDirectory
 from valf_study.studies.plan import make_plan
@@ -66,6 +68,8 @@ def _run_row(run):
     metrics = run.run_dir.read_metrics() if row["status"] == "done" else None
     if metrics is not None:
         row.update({k: _flat(v) for k, v in metrics.items()})
+    data = run.run_dir.read_data() if row["status"] == "done" else None
+    row["data_fingerprint"] = data["fingerprint"] if data else None
     environment = run.run_dir.read_environment()
     if environment is not None:
         row.update(
@@ -101,6 +105,12 @@ def collect(study_file, runs_root="runs"):
     """
     from valf_study.studies.comparisons import comparisons
 
+    if not Path(runs_root).is_dir():
+        raise FileNotFoundError(
+            f"The runs root {runs_root} does not exist, so there are no runs to collect (and "
+            "the tables would say every run is pending). Give the folder the sweep wrote "
+            "(`--runs-root`, default runs)."
+        )
     study = load_study(find_study_file(study_file), runs_root)
     plan = make_plan(study)
     runs = plan.runs
@@ -117,29 +127,65 @@ def collect(study_file, runs_root="runs"):
     }
 
 
+#: Written last into a results folder: the set is complete (and which files it holds).
+MANIFEST = "MANIFEST.json"
+
+
 def write_results(study_file, runs_root="runs", out="results"):
-    """Write ``results/<study>/`` and return the paths written."""
+    """Write ``results/<study>/`` as one set and return the paths written.
+
+    The tables are written into a new folder beside the old one, with :data:`MANIFEST` last,
+    and the folder is then renamed into place: a ``valf results`` killed midway leaves the
+    previous set whole (or none), never tables from different moments.
+    """
     tables = collect(study_file, runs_root)
-    folder = Path(out) / tables["study"].name
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [
-        write_atomic(folder / f"{name}.parquet", tables[name].to_parquet(index=False))
-        for name in _TABLES
-    ]
+    folder = inside(out, tables["study"].name)
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    names = []
+    for name in _TABLES:
+        write_atomic(staging / f"{name}.parquet", tables[name].to_parquet(index=False))
+        names.append(f"{name}.parquet")
     for name in ("runs", "comparisons"):
-        csv = tables[name].to_csv(index=False)
-        paths.append(write_atomic(folder / f"{name}.csv", csv))
-    paths.append(write_json(folder / "selections.json", tables["selections"]))
-    return paths
+        write_atomic(staging / f"{name}.csv", tables[name].to_csv(index=False))
+        names.append(f"{name}.csv")
+    write_json(staging / "selections.json", tables["selections"])
+    names.append("selections.json")
+    write_json(
+        staging / MANIFEST,
+        {
+            "study": tables["study"].name,
+            "written": now(),
+            "runs_root": str(runs_root),
+            "files": names,
+        },
+    )
+    _swap_into_place(staging, folder)
+    return [folder / name for name in [*names, MANIFEST]]
+
+
+def _swap_into_place(staging, folder):
+    """Rename ``staging`` to ``folder``; an existing ``folder`` is moved aside first and then
+    removed, so at every moment ``folder`` is a complete set or absent."""
+    old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_results(study_name, out="results"):
     """The tables :func:`write_results` wrote, as a dict of DataFrames (+ ``selections``)."""
-    folder = Path(out) / study_name
+    folder = inside(out, study_name)
     if not (folder / "runs.parquet").is_file():
         raise FileNotFoundError(
             f"No results for study {study_name!r} in {folder}. Run `valf sweep {study_name}` "
             f"and `valf results {study_name}` first."
+        )
+    if not (folder / MANIFEST).is_file():
+        raise FileNotFoundError(
+            f"The results in {folder} are not a complete set (no {MANIFEST}: written by an "
+            f"older valf, or cut short). Run `valf results {study_name}` again."
         )
     tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
     tables["selections"] = read_json(folder / "selections.json")

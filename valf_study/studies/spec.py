@@ -51,11 +51,13 @@ runs, making the selections that :mod:`valf_study.studies.selection` defines.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from valf_study.files import inside
 from valf_study.run.parameters import (
     DATA_OPTIONS,
     PARAMETERS,
@@ -144,7 +146,7 @@ class Study:
     def directory(self):
         """Where the study keeps its own files (manifest, sweep lock):
         ``<runs_root>/_studies/<name>``."""
-        return self.runs_root / "_studies" / self.name
+        return inside(self.runs_root, "_studies", self.name)
 
     def __repr__(self):
         return f"Study({self.name!r}, {len(self.experiments)} experiments)"
@@ -188,11 +190,41 @@ def load_study(path, runs_root="runs"):
     return study
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, first, second):
+        super().__init__(f"{key!r} at lines {first} and {second}")
+        self.key, self.first, self.second = key, first, second
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last one
+    silently: a second ``main:`` experiment would drop the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _DuplicateKey(key, seen[key], line)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        # A subclass of the safe loader: it builds plain values only.
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StudyLoader)
     except FileNotFoundError:
         raise StudyError(f"No study file {path}.") from None
+    except _DuplicateKey as twice:
+        raise StudyError(
+            f"{path}: the key {twice.key!r} is given twice in one mapping, at lines "
+            f"{twice.first} and {twice.second}; YAML would keep only the second. Rename or "
+            "merge them."
+        ) from None
     except yaml.YAMLError as error:
         raise StudyError(f"{path} is not valid YAML: {error}") from None
 
@@ -222,17 +254,18 @@ def _checked(path, spec, runs_root):
         raise StudyError(f"{path} must hold a mapping with keys {sorted(_TOP_KEYS)}.")
     # Top-level keys starting with "x-" hold YAML anchors for reuse (as in Docker Compose).
     _check_keys(path, {k: v for k, v in spec.items() if not str(k).startswith("x-")}, _TOP_KEYS, ())
-    for key in ("name", "data", "experiments"):
+    for key in ("data", "experiments"):
         if key not in spec:
             raise StudyError(f"{where(path)} lacks the key `{key}`.")
+    name = _check_name(path, spec.get("name"))
     experiments = spec["experiments"]
     if not isinstance(experiments, dict) or not experiments:
         raise StudyError(f"{where(path, 'experiments')} must map experiment names to their grids.")
     return Study(
         path=path,
         runs_root=runs_root,
-        name=str(spec["name"]),
-        title=str(spec.get("title", spec["name"])),
+        name=name,
+        title=str(spec.get("title", name)),
         description=str(spec.get("description", "")).strip(),
         book=spec.get("book") or {},
         data=_check_data(path, spec["data"]),
@@ -242,6 +275,28 @@ def _checked(path, spec, runs_root):
             for name, value in experiments.items()
         },
     )
+
+
+#: What a study's name may be made of: it names folders (results/<name>, runs/_studies/<name>).
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _check_name(path, given):
+    """A study's name is its file's name (``studies/mine.yaml`` is the study ``mine``); a
+    ``name:`` in the file must agree with it."""
+    name = path.stem
+    if not NAME.fullmatch(name):
+        raise StudyError(
+            f"{path}: a study's name is its file's name, {name!r}, which must be letters, "
+            "digits, '.', '_' or '-' (starting with a letter or digit); rename the file."
+        )
+    if given is not None and str(given) != name:
+        raise StudyError(
+            f"{where(path, 'name')}: the file says `name: {given}`, but a study's name is its "
+            f"file's name, {name!r} (it names results/{name}/ and the book's study). Set "
+            f"`name: {name}` or leave `name` out."
+        )
+    return name
 
 
 def _check_keys(path, mapping, allowed, keys):
@@ -299,6 +354,16 @@ def _check_experiment(path, name, value):
             f"{where(path, *keys)} must be a mapping with keys {sorted(_EXPERIMENT_KEYS)}."
         )
     _check_keys(path, value, _EXPERIMENT_KEYS, keys)
+    if "grid" in value and not value["grid"]:
+        raise StudyError(
+            f"{where(path, *keys, 'grid')} is empty, which would be one run of the defaults; "
+            "list the parameters to vary with their values, or use `fixed` for one run."
+        )
+    if not any(value.get(k) for k in ("grid", "fixed", "select")):
+        raise StudyError(
+            f"{where(path, *keys)} names no run parameter (no `grid`, `fixed` or `select`); "
+            "say what the experiment runs."
+        )
     grid = _check_grid(path, value.get("grid") or {}, keys)
     fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
     twice = sorted(set(fixed) & set(grid))

@@ -33,6 +33,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from valf_study.data.errors import listing
+from valf_study.data.fingerprint import describe_change
 from valf_study.files import now, write_json
 from valf_study.studies.plan import make_plan
 from valf_study.studies.spec import StudyError, find_study_file, load_study
@@ -64,12 +66,25 @@ class SweepSummary:
             f"before this sweep, {len(self.ok)} ran now, {len(self.failed)} failed "
             f"({self.seconds:.0f} s)."
         ]
+        full = [f for f in self.failed if _disk_full(f.get("error"))]
+        if full:
+            lines.append(
+                f"  {len(full)} run(s) failed because the disk is full ({full[0]['error']}). "
+                "Free some space and run the sweep again: complete runs are kept and the "
+                "others resume from their last finished epoch."
+            )
         for failure in self.failed:
+            if failure in full:
+                continue
             lines.append(f"  FAILED {failure['run_id']}: {failure['error']}")
             lines.append(f"         see {failure['notebook']} and {failure.get('log')}")
         for waiting in self.waiting:
             lines.append(f"  WAITING experiment {waiting.experiment}: {waiting.reason}")
         return "\n".join(lines)
+
+
+def _disk_full(error):
+    return bool(error) and ("No space left on device" in error or "Errno 28" in error)
 
 
 def gpu_count():
@@ -112,6 +127,7 @@ def sweep(
     progress=True,
     backend=None,
     out=None,
+    data_changed="stop",
 ):
     """Run every incomplete run of a study; return a :class:`SweepSummary`.
 
@@ -150,6 +166,10 @@ def sweep(
         environment's.
     out : file, optional
         Where to print (default stdout).
+    data_changed : {"stop", "rerun", "keep"}
+        What to do with complete runs whose data changed since they ran (their recorded
+        fingerprint differs from the data's now): stop and say which (the default), train them
+        again, or keep them as they are.
     """
     out = out or sys.stdout
     started = time.perf_counter()
@@ -173,13 +193,13 @@ def sweep(
         "threads": threads,
         "backend": backend,
         "runs_per_gpu": runs_per_gpu if gpu_count() and not scheduler else None,
+        "study": study.name,
     }
     lock = _lock(study)
     try:
-        _prepare_data(study, chosen(plan.runs), progress)
+        _prepare_data(study, chosen(plan.runs), progress, data_changed)
         if force:
-            for run in chosen(plan.runs):
-                shutil.rmtree(run.run_dir, ignore_errors=True)
+            _remove_for_force(chosen(plan.runs))
         _run_stages(plan, chosen, summary, request, workers, scheduler, runs_per_gpu, progress, out)
         summary.waiting = [
             w for w in summary.waiting if not experiments or w.experiment in experiments
@@ -209,16 +229,70 @@ def _notebook(study, notebook):
     return notebook
 
 
-def _prepare_data(study, runs, progress):
+def _prepare_data(study, runs, progress, data_changed="stop"):
     """Once, before any run: generate the embedded set, check the real release, or index and
-    decode a folder; then make every planned run's split. A missing or broken data set, or a
-    split that leaves a class out, stops the sweep here, and parallel runs never race to
+    decode a folder; then make every planned run's split, and compare the data each complete
+    run read with the data as it is now. A missing or broken data set, a split that leaves a
+    class out, or data that changed under complete runs stops the sweep here (unless
+    ``data_changed`` says to rerun or keep those runs), and parallel runs never race to
     generate the set."""
-    from valf_study.data.prepare import check_splits, prepare_dataset
+    from valf_study.data.prepare import data_set, planned_splits, prepare_dataset, split_key
 
     planned = [run.params for run in runs]
     prepare_dataset(planned[0] if planned else study.data_parameters(), progress=progress)
-    check_splits(planned)
+    frames = planned_splits(planned)
+    changed = []
+    for run in runs:
+        recorded = run.run_dir.read_data() if run.run_dir.is_done() else None
+        if recorded is None:
+            continue  # not complete, or recorded before runs kept their data's fingerprint
+        params = run.params
+        current = data_set(params).fingerprint(params, frames[split_key(params)])
+        if current["fingerprint"] != recorded["fingerprint"]:
+            changed.append((run, describe_change(recorded, current)))
+    if not changed or data_changed == "keep":
+        return
+    if data_changed == "rerun":
+        _remove_for_force([run for run, _ in changed])
+        return
+    details = [f"{run.run_id}: {what}" for run, what in changed]
+    raise StudyError(
+        f"The data of {len(changed)} complete run(s) of study {study.name!r} changed since they "
+        f"ran:{listing(details)}\nTheir numbers describe the data as it was. Run the sweep "
+        "again with --rerun-changed to train them on the data as it is now, or with "
+        "--keep-changed to keep them as they are (or restore the data)."
+    )
+
+
+def _remove_for_force(runs):
+    """Delete the run folders ``--force`` redoes, each while holding its locks, and never one
+    that another live process holds (another sweep executing it): that is refused, naming the
+    holder, before anything is deleted."""
+    from filelock import Timeout
+
+    held, locks = [], []
+    try:
+        for run in runs:
+            if not run.run_dir.path.exists():
+                continue
+            for purpose in ("run", "train"):
+                lock = run.run_dir.lock(purpose)
+                try:
+                    lock.acquire(timeout=0)
+                    locks.append(lock)
+                except Timeout:
+                    held.append(f"{run.run_id} ({run.run_dir.holder() or 'another process'})")
+                    break
+        if held:
+            raise StudyError(
+                f"--force would delete {len(held)} run(s) that another process is running now: "
+                f"{'; '.join(held)}. Wait for it to finish (or stop it), then run again."
+            )
+        for run in runs:
+            shutil.rmtree(run.run_dir, ignore_errors=True)
+    finally:
+        for lock in locks:
+            lock.release()
 
 
 def _check_request(study, experiments, force, run_ids):

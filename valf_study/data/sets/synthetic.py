@@ -57,6 +57,12 @@ class Generated(LungHist700):
             )
         return self.class_names(params)
 
+    def fingerprint(self, params, frames):
+        """A generated set is its settings: they and the split's membership, no file read."""
+        from valf_study.data.fingerprint import run_fingerprint
+
+        return run_fingerprint(frames, settings=params["synthetic"])
+
     def cache_name(self, params):
         settings = params["synthetic"]
         return "synthetic-" + "-".join(str(v) for v in settings.values() if not isinstance(v, list))
