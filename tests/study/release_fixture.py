@@ -22,3 +22,17 @@ def write_release(root, frame=None, size=(16, 16), seed=0):
     root.mkdir(parents=True, exist_ok=True)
     frame.to_csv(root / "data.csv", index=False)
     return root
+
+
+def zip_release(root, archive, prefix=""):
+    """Zip every file under ``root`` into ``archive``, under the folder ``prefix`` (as a
+    published archive may nest the release); return the archive."""
+    import zipfile
+
+    root, archive = Path(root), Path(archive)
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(root.rglob("*")):
+            if path.is_file():
+                name = path.relative_to(root).as_posix()
+                bundle.write(path, f"{prefix}/{name}" if prefix else name)
+    return archive

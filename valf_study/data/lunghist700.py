@@ -33,6 +33,7 @@ __all__ = [
     "patient_split",
     "read_release",
     "reference_metadata",
+    "release_differences",
     "with_classes",
 ]
 
@@ -50,7 +51,8 @@ HOW_TO_GET = (
     "Get LungHist700 with `valf data download lunghist700 --dest DIR`, or by hand from "
     f"https://figshare.com/articles/dataset/{FIGSHARE_ARTICLE} (file {FIGSHARE_FILE}, "
     f"{DOWNLOAD_URL}); then run `valf data download lunghist700 --dest DIR --archive FILE` "
-    "to extract and check it. The release root is the folder that holds data.csv and images/."
+    "to extract and check it. DIR then holds data.csv and images/: it is the data root a "
+    "study names (studies/paper.yaml: data/lunghist700)."
 )
 
 
@@ -65,6 +67,54 @@ def reference_metadata():
     """
     with resources.files("valf_study.data").joinpath("resources/data.csv").open() as handle:
         return pd.read_csv(handle, dtype={"subclass": str}, keep_default_na=False)
+
+
+def release_differences(frame, reference=None):
+    """Messages naming every image in which ``frame`` differs from the release's metadata.
+
+    ``frame`` is release metadata (as :func:`read_release` returns it); ``reference`` the
+    release's (default :func:`reference_metadata`). Names the images the release has and
+    ``frame`` lacks, those ``frame`` has and the release does not, and those given to another
+    patient; an empty list when they agree.
+
+    Examples
+    --------
+    >>> meta = reference_metadata()
+    >>> release_differences(meta)
+    []
+    >>> changed = meta.drop(index=0).assign(patient_id=meta.patient_id.where(meta.index != 1, 99))
+    >>> print("\\n".join(release_differences(changed)))  # doctest: +NORMALIZE_WHITESPACE
+    1 images of the release are missing: images/aca_bd/aca_bd_40x_901.jpg
+    1 images belong to another patient than in the release:
+      images/aca_bd/aca_bd_40x_902.jpg: patient 99, the release says 1
+    """
+    reference = reference_metadata() if reference is None else reference
+
+    def patients(table):
+        keys = table[["superclass", "subclass", "resolution", "image_id"]].itertuples(index=False)
+        return {
+            image_relative_path(*key): int(patient)
+            for key, patient in zip(keys, table["patient_id"])
+        }
+
+    found, expected = patients(frame), patients(reference)
+    messages = []
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    moved = sorted(
+        f"{path}: patient {found[path]}, the release says {expected[path]}"
+        for path in set(found) & set(expected)
+        if found[path] != expected[path]
+    )
+    if missing:
+        messages.append(f"{len(missing)} images of the release are missing:{_listing(missing)}")
+    if extra:
+        messages.append(f"{len(extra)} images are not in the release:{_listing(extra)}")
+    if moved:
+        messages.append(
+            f"{len(moved)} images belong to another patient than in the release:{_listing(moved)}"
+        )
+    return messages
 
 
 def with_classes(frame):
