@@ -171,7 +171,11 @@ def _add_data_commands(commands):
         "download, extract it and check that every image the CSV names is there.",
     )
     download.add_argument("dataset", choices=["lunghist700"])
-    download.add_argument("--dest", required=True, help="folder to download and extract into")
+    download.add_argument(
+        "--dest",
+        required=True,
+        help="the release root to make: data.csv and images/ land here (the archive too)",
+    )
     download.add_argument("--archive", help="use this already-downloaded archive instead")
     download.add_argument("--url", help="download from this address instead of figshare")
     download.add_argument("--quiet", action="store_true", help="no progress bar")

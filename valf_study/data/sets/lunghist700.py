@@ -45,7 +45,15 @@ class LungHist700(DataSet):
                 "LungHist700 release; point `data_root` at the real release or set "
                 "`dataset: synthetic`."
             )
-        lunghist700.read_release(root)  # names what is missing and how to get it
+        frame = lunghist700.read_release(root)  # names what is missing and how to get it
+        differences = lunghist700.release_differences(frame)
+        if differences:
+            raise DataError(
+                f"{root} is not the LungHist700 release as published: "
+                + " ".join(differences)
+                + "\nDownload or extract it again. "
+                + lunghist700.HOW_TO_GET
+            )
         return self.class_names(params)
 
     def read(self, params):
