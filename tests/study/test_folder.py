@@ -213,8 +213,9 @@ def test_the_check_names_every_problem_at_once(folder, tmp_path):
     text = "\n".join(report.problems)
     assert "1 files with an image extension do not decode" in text
     assert "gamma/gamma_0001.jpg" in text
-    assert "appear more than once" in text and "beta/copy_of_alpha.png" in text
-    assert "alpha/alpha_0000.png" in text
+    assert "appear in more than one class" in text  # one picture, two labels: fatal
+    assert "beta/copy_of_alpha.png (class beta" in text
+    assert "alpha/alpha_0000.png (class alpha" in text
     assert "Groups appear in more than one split" in text and "group shared" in text
     # A class with no image in validation or test.
     table = split_table(frame)

@@ -9,6 +9,14 @@ training recipe (1200x1600 on LungHist700), the output size (300x400 at r = 0.25
 fast recipe and for validation and test. At 1200x1600 the cache holds 5.8 MB per image
 (about 4 GB for LungHist700); at 300x400, 360 kB. Reading an entry costs well under a
 millisecond against 20-40 ms for decoding a 1200x1600 JPEG.
+
+Every decode first reads the file's header (:func:`valf_study.data.images.read_image_header`)
+and refuses an image above the pixel limit (``VALF_MAX_IMAGE_PIXELS``, about 50 megapixels by
+default) with a :class:`~valf_study.data.images.ImageFileError` naming the file; a file OpenCV
+does not decode is refused the same way, and so is a JPEG cut short (it does not end with its
+end marker; OpenCV would fill the rest with grey). The thorough check, a full decode with
+Pillow that also finds corrupt data, costs a second decode, so it is done once before any run
+trains (:func:`valf_study.data.check.verify_decodable`, ``valf data check``), not here.
 """
 
 from __future__ import annotations
@@ -23,10 +31,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from valf_study.data.images import ImageFileError, check_pixels, check_whole_jpeg, read_image_header
+
 __all__ = ["DecodedImageCache", "decode_image"]
 
 
-def decode_image(path, size=None):
+def decode_image(path, size=None, *, max_pixels=None):
     """Read an image file as uint8 RGB (H, W, 3), optionally resized to ``size`` (h, w).
 
     ``cv2.imread(..., IMREAD_COLOR)`` does the conversion: a greyscale image is repeated over
@@ -34,6 +44,24 @@ def decode_image(path, size=None):
     CMYK is converted, 16-bit samples keep their high byte (``v >> 8``), and the EXIF
     orientation is applied. Only the first page of a multi-page TIFF is read. Shrinking uses
     ``cv2.INTER_AREA`` (averages, no aliasing), enlarging ``INTER_LINEAR``.
+
+    Parameters
+    ----------
+    path : path-like
+    size : tuple of int, optional
+    max_pixels : int, optional
+        The most pixels the image may have, checked on its header before decoding (default
+        :func:`~valf_study.data.images.max_image_pixels`: ``$VALF_MAX_IMAGE_PIXELS`` or 50
+        megapixels).
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    valf_study.data.images.ImageFileError
+        (a :class:`~valf_study.data.errors.DataError`) The image is above the pixel limit, is
+        not an image Pillow recognises or OpenCV decodes, or is a JPEG cut short; the message
+        names the file.
 
     Examples
     --------
@@ -44,12 +72,25 @@ def decode_image(path, size=None):
     >>> rgb = decode_image(path, size=(4, 5))
     >>> rgb.shape, rgb[0, 0].tolist()
     ((4, 5, 3), [255, 0, 0])
+    >>> decode_image(path, max_pixels=50)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    valf_study.data.images.ImageFileError: Image .../red.png: 10x8 pixels (80), above the limit ...
     """
-    bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    header = read_image_header(path, max_pixels=max_pixels)
+    check_whole_jpeg(path, header, max_pixels=max_pixels)
+    try:
+        bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
+    except cv2.error as error:  # e.g. above OpenCV's own limit, OPENCV_IO_MAX_IMAGE_PIXELS
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        said = lines[-1].strip() if lines else "cv2.error"
+        raise ImageFileError(path, "corrupt", f"OpenCV does not decode it ({said})") from None
     if bgr is None:
         if not os.path.exists(path):
             raise FileNotFoundError(f"cannot read image {os.fspath(path)!r}: no such file")
-        raise OSError(f"cannot read image {os.fspath(path)!r}: OpenCV does not decode it")
+        raise ImageFileError(path, "corrupt", "OpenCV does not decode it")
+    # The header and OpenCV agree on the size; should a decoder ever read more, refuse anyway.
+    check_pixels(path, bgr.shape[1], bgr.shape[0], max_pixels)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if size is not None:
         height, width = (int(s) for s in size)
@@ -79,6 +120,10 @@ class DecodedImageCache:
     working_size : tuple of int, optional
         (height, width) every image is resized to when decoded; None keeps each image's own
         size (``native`` in the key).
+    max_pixels : int, optional
+        The pixel limit of :func:`decode_image` (default ``$VALF_MAX_IMAGE_PIXELS`` or 50
+        megapixels); an image above it raises
+        :class:`~valf_study.data.images.ImageFileError` instead of being decoded.
     memory_bytes : int
         Pixels kept in this process's memory besides the files, the most recently read first
         out when the budget is spent (default 256 MiB: all of LungHist700 at 300x400, or 44
@@ -115,7 +160,14 @@ class DecodedImageCache:
     """
 
     def __init__(
-        self, cache_dir, dataset_name, magnification, working_size, *, memory_bytes=256 * 2**20
+        self,
+        cache_dir,
+        dataset_name,
+        magnification,
+        working_size,
+        *,
+        memory_bytes=256 * 2**20,
+        max_pixels=None,
     ):
         if working_size is None:
             self.working_size, size_key = None, "native"
@@ -131,6 +183,7 @@ class DecodedImageCache:
         self.decode_count = 0
         self.hit_count = 0
         self.memory_bytes = int(memory_bytes)
+        self.max_pixels = max_pixels
         self._entries = {}  # image path -> entry path
         self._held = OrderedDict()  # entry path -> pixels, oldest first
         self._held_bytes = 0
@@ -167,7 +220,7 @@ class DecodedImageCache:
             pixels = np.load(entry)
             decoded = False
         except FileNotFoundError:
-            pixels = decode_image(image_path, self.working_size)
+            pixels = decode_image(image_path, self.working_size, max_pixels=self.max_pixels)
             self._write(entry, pixels)
             decoded = True
         pixels.flags.writeable = False

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from valf_study.data.images import MAX_PIXELS_VARIABLE, max_image_pixels
 from valf_study.data.lunghist700 import MAGNIFICATIONS, RELEASE_COLUMNS, SUBCLASSES
 
 __all__ = ["DEFAULTS", "GENERATOR_VERSION", "SYNTHETIC_INFO_FILE", "check_settings"]
@@ -71,6 +72,21 @@ def check_unit_interval(value, name, *, open_low):
 
 
 def check_image_size(image_size):
+    """``image_size`` as (height, width): two integers >= 8, at most the pixel limit together.
+
+    The limit is the one every image the study reads is held to
+    (:func:`valf_study.data.images.max_image_pixels`: ``$VALF_MAX_IMAGE_PIXELS`` or 50
+    megapixels), so a generated release is always one the study can read.
+
+    Examples
+    --------
+    >>> check_image_size([240, 320])
+    (240, 320)
+    >>> check_image_size((100_000, 100_000))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `image_size` 100000x100000 is 10,000,000,000 pixels per image, above the limit ...
+    """
     try:
         height, width = image_size
         ok = all(
@@ -84,7 +100,18 @@ def check_image_size(image_size):
             "`image_size` must be a pair of integers (height, width), each >= 8; "
             f"received {image_size!r}."
         )
-    return int(height), int(width)
+    height, width = int(height), int(width)
+    limit = max_image_pixels()
+    if height * width > limit:
+        raise ValueError(
+            f"`image_size` {height}x{width} is {height * width:,} pixels per image, above the "
+            f"limit of {limit:,} pixels that every image the study reads is held to. Choose a "
+            f"smaller size (the default is {DEFAULTS['image_size'][0]} "
+            f"{DEFAULTS['image_size'][1]}); or, given the memory (drawing takes well over 3 "
+            f"bytes per pixel), raise the limit with the environment variable "
+            f"{MAX_PIXELS_VARIABLE}."
+        )
+    return height, width
 
 
 def check_class_counts(class_counts):
