@@ -72,8 +72,14 @@ def _make_synthetic(args):
 
 
 def _check_folder(args):
+    import hashlib
+    from pathlib import Path
+
     from valf_study.data.check import check_image_folder
 
+    # What each image was found to be is remembered, as a sweep does, so a second check
+    # reads only new or changed files.
+    key = hashlib.sha1(str(Path(args.folder).expanduser().resolve()).encode()).hexdigest()[:16]
     report = check_image_folder(
         args.folder,
         args.split_csv,
@@ -81,6 +87,7 @@ def _check_folder(args):
         fractions=tuple(args.fractions),
         seed=args.seed,
         progress=not args.quiet,
+        cache_file=Path(args.cache_dir) / "images" / f"check-{key}.json",
     )
     print(report.text())
     return 2 if report.problems else 0
@@ -232,6 +239,9 @@ def _add_data_commands(commands):
         help="shares of the stratified split made when the CSV gives none",
     )
     check.add_argument("--seed", type=int, default=0, help="seed of that split")
+    check.add_argument(
+        "--cache-dir", default=".cache", help="where what each image was found to be is kept"
+    )
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(handler=_check_folder)
 

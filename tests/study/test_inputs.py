@@ -364,3 +364,67 @@ def test_a_generated_set_is_fingerprinted_by_its_settings(tmp_path):
     assert found["basis"] == "settings"
     other = {**params, "synthetic": {**params["synthetic"], "difficulty": 0.5}}
     assert data_set(other).fingerprint(other, split_frames(params)) != found
+
+
+# -- 1. the sweep runs the checks of `valf data check` -------------------------------------------
+
+
+def _folder_with_split_file(tmp_path, placements):
+    """A three-class folder and a split file; ``placements`` adds copies: (source image, new
+    path, split)."""
+    import shutil
+
+    from tests.study.folder_fixture import make_image_folder
+
+    root = make_image_folder(tmp_path / "images", [12, 12, 12], extras=False, formats=(".png",))
+    rows = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for i, image in enumerate(sorted(folder.iterdir())):
+            rows.append((image.relative_to(root).as_posix(), ("train", "val", "test")[i % 3]))
+    for source, target, split in placements:
+        shutil.copy(root / source, root / target)
+        rows.append((target, split))
+    table = pd.DataFrame(rows, columns=["path", "split"])
+    table.to_csv(tmp_path / "split.csv", index=False)
+    spec = {
+        "data": {"dataset": "folder", "root": str(root), "split_csv": str(tmp_path / "split.csv")},
+        "defaults": {"image_size": [16, 16], "epochs": 1, "cache_dir": str(tmp_path / "cache")},
+        "experiments": {"main": {"grid": {"loss": ["CCE"]}}},
+    }
+    path = tmp_path / "checked.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return load_study(path, tmp_path / "runs")
+
+
+@pytest.mark.parametrize(
+    ("placements", "message"),
+    [
+        ([("class_0/class_0_0000.png", "class_0/copy.png", "test")], "more than one split"),
+        ([("class_0/class_0_0000.png", "class_1/copy.png", "train")], "more than one class"),
+    ],
+)
+def test_the_sweep_stops_on_what_valf_data_check_rejects(tmp_path, placements, message):
+    from valf_study.data.errors import DataError
+    from valf_study.studies.sweep import _prepare_data
+
+    study = _folder_with_split_file(tmp_path, placements)
+    with pytest.raises(DataError, match=message) as caught:
+        _prepare_data(study, make_plan(study).runs, progress=False)
+    assert "copy.png" in str(caught.value) and "class_0_0000.png" in str(caught.value)
+    check = valf("data", "check", study.data["root"], "--split-csv", tmp_path / "split.csv")
+    assert check.returncode == 2 and message in check.stdout  # the same verdict
+
+
+def test_copies_within_one_class_and_split_are_reported_not_fatal(tmp_path):
+    import io
+
+    from valf_study.studies.sweep import _prepare_data
+
+    study = _folder_with_split_file(
+        tmp_path, [("class_0/class_0_0000.png", "class_0/copy.png", "train")]
+    )
+    said = io.StringIO()
+    _prepare_data(study, make_plan(study).runs, progress=False, out=said)
+    assert "note:" in said.getvalue() and "copy.png" in said.getvalue()
+    check = valf("data", "check", study.data["root"], "--split-csv", tmp_path / "split.csv")
+    assert check.returncode == 0 and "copy.png" in check.stdout

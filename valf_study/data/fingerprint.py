@@ -25,11 +25,8 @@ __all__ = ["describe_change", "file_hashes", "run_fingerprint"]
 
 
 def _sha256(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def file_hashes(paths, cache_file=None, *, workers=None):

@@ -14,6 +14,7 @@ from valf_study.data.errors import DataError, listing
 from valf_study.data.splits import SPLITS
 
 __all__ = [
+    "check_images",
     "check_splits",
     "class_names",
     "data_set",
@@ -141,6 +142,52 @@ def planned_splits(runs_params, progress=False):
         unique = list(dict.fromkeys(problems))
         raise DataError(f"{len(unique)} planned splits cannot be used:{listing(unique)}")
     return found
+
+
+def check_images(runs_params, frames, progress=False):
+    """The checks of ``valf data check``, on the images every planned run reads: each decodes
+    within the pixel limit, and no picture sits in two classes or in two splits of one run
+    (:func:`valf_study.data.check.duplicate_problems`). Raise one DataError naming every
+    problem; return the notes (copies within one class and split: reported, harmless).
+
+    ``frames`` is :func:`planned_splits`'s result. A generated data set, drawn by this project,
+    is not decoded again. What each image is found to be is remembered under the runs' cache
+    folder, so a second sweep reads only new or changed files.
+    """
+    import hashlib
+    from pathlib import Path
+
+    import pandas as pd
+
+    from valf_study.data.check import duplicate_problems, image_infos, image_problems
+
+    if not runs_params or data_set(runs_params[0]).generated:
+        return []
+    params = runs_params[0]
+    wholes = [
+        pd.concat([part.assign(split=name) for name, part in split.items()]).drop_duplicates(
+            ["path", "split"]
+        )
+        for split in frames.values()
+    ]
+    paths = sorted({path for whole in wholes for path in whole["path"]})
+    root = str(Path(params["data_root"]).expanduser().resolve())
+    key = hashlib.sha1(root.encode()).hexdigest()[:16]
+    cache = Path(params["cache_dir"]) / "images" / f"{params['dataset']}-{key}.json"
+    infos = image_infos(paths, cache, progress=progress)
+    problems, notes = list(image_problems(infos)), []
+    for whole in wholes:
+        found, remarks = duplicate_problems(whole, infos)
+        problems += found
+        notes += remarks
+    problems, notes = list(dict.fromkeys(problems)), list(dict.fromkeys(notes))
+    if problems:
+        raise DataError(
+            f"The images of {params['data_root']} cannot be used as the planned runs would "
+            f"use them:{listing(problems)}\n(`valf data check DIR` shows a folder's problems "
+            "and notes.)"
+        )
+    return notes
 
 
 def check_splits(runs_params, progress=False):

@@ -197,7 +197,7 @@ def sweep(
     }
     lock = _lock(study)
     try:
-        _prepare_data(study, chosen(plan.runs), progress, data_changed)
+        _prepare_data(study, chosen(plan.runs), progress, data_changed, out)
         if force:
             _remove_for_force(chosen(plan.runs))
         _run_stages(plan, chosen, summary, request, workers, scheduler, runs_per_gpu, progress, out)
@@ -229,18 +229,26 @@ def _notebook(study, notebook):
     return notebook
 
 
-def _prepare_data(study, runs, progress, data_changed="stop"):
+def _prepare_data(study, runs, progress, data_changed="stop", out=sys.stdout):
     """Once, before any run: generate the embedded set, check the real release, or index and
     decode a folder; then make every planned run's split, and compare the data each complete
     run read with the data as it is now. A missing or broken data set, a split that leaves a
     class out, or data that changed under complete runs stops the sweep here (unless
     ``data_changed`` says to rerun or keep those runs), and parallel runs never race to
     generate the set."""
-    from valf_study.data.prepare import data_set, planned_splits, prepare_dataset, split_key
+    from valf_study.data.prepare import (
+        check_images,
+        data_set,
+        planned_splits,
+        prepare_dataset,
+        split_key,
+    )
 
     planned = [run.params for run in runs]
     prepare_dataset(planned[0] if planned else study.data_parameters(), progress=progress)
     frames = planned_splits(planned)
+    for note in check_images(planned, frames, progress=progress):
+        print(f"note: {note}", file=out)
     changed = []
     for run in runs:
         recorded = run.run_dir.read_data() if run.run_dir.is_done() else None
