@@ -129,7 +129,7 @@ def test_the_books_show_the_folders_classes_and_leave_out_lunghist700(own_studie
         for page in pages.values():
             assert "output traceback" not in page and "Traceback" not in page
         data = text(pages["data"])
-        assert "ran on a folder of its own images" in data
+        assert "ran on a folder of your own images" in data
         assert all(c in data for c in classes)
         assert len(re.findall(r"<img", pages["data"])) >= 3  # LungHist700's, its counts, tiles
         errors = text(pages["errors"])

@@ -178,7 +178,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(
     )
     assert killed.returncode == -9, killed.stderr[-2000:]
     run_dir = tmp_path / "runs" / complete_run.name
-    assert RunDirectory(run_dir).status()["status"] == "running"
+    # Killed, it could not say so: a reader sees the dead process and reports it failed.
+    status = RunDirectory(run_dir).status()
+    assert status["status"] == "failed" and "ended without recording why" in status["error"]
     assert not (run_dir / "DONE").exists() and not (run_dir / "metrics.json").exists()
     assert pd.read_csv(run_dir / "backup" / "history_log.csv")["epoch"].tolist() == [0, 1]
 

@@ -220,6 +220,13 @@ def render_run_notebooks(runs, out):
     return written
 
 
+def _nothing_to_show(study):
+    return (
+        f"The study {study!r} has no complete run yet, so the book has nothing to show. Run "
+        f"`valf sweep {study}` first (or `make study`)."
+    )
+
+
 def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **overrides):
     """Collect the results of the studies shown and build the book; return the index path.
 
@@ -233,6 +240,8 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
 
     root = project.root()
     config = settings(study=study, ablations=ablations, cv=cv, **overrides)
+    if not (root / config["runs_root"]).is_dir():
+        raise ValueError(_nothing_to_show(config["study"]))
     for key in _shown(config):
         write_results(
             find_study_file(config[key], root / config["studies"]),
@@ -241,10 +250,7 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
         )
     main_runs = pd.read_parquet(root / config["results"] / config["study"] / "runs.parquet")
     if not (main_runs["status"] == "done").any():
-        raise ValueError(
-            f"The study {config['study']!r} has no complete run yet, so the book has nothing to "
-            f"show. Run `valf sweep {config['study']}` first (or `make study`)."
-        )
+        raise ValueError(_nothing_to_show(config["study"]))
     install_mathjax()
     build_dir = (Path(output) if output is not None else root) / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)

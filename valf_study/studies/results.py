@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from valf_study.files import inside, now, read_json, write_atomic, write_json
+from valf_study.files import inside, read_json, write_atomic, write_json
 from valf_study.run.parameters import method_label
 from valf_study.run.rundir import RunDirectory
 from valf_study.studies.plan import make_plan
@@ -151,14 +151,11 @@ def write_results(study_file, runs_root="runs", out="results"):
         names.append(f"{name}.csv")
     write_json(staging / "selections.json", tables["selections"])
     names.append("selections.json")
+    # No time in the manifest: the same runs give the same files, byte for byte (the book keys
+    # its pages' executions on them).
     write_json(
         staging / MANIFEST,
-        {
-            "study": tables["study"].name,
-            "written": now(),
-            "runs_root": str(runs_root),
-            "files": names,
-        },
+        {"study": tables["study"].name, "runs_root": str(runs_root), "files": names},
     )
     _swap_into_place(staging, folder)
     return [folder / name for name in [*names, MANIFEST]]
