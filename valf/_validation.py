@@ -53,12 +53,13 @@ def check_non_negative_int(value, name):
     return int(value)
 
 
-def check_class_weights(weights, num_classes=None, name="class_weights"):
+def check_class_weights(weights, num_classes=None, name="class_weights", *, allow_zero=False):
     """Return per-class weights as a float64 array of positive, finite values.
 
     ``weights`` is a sequence with one value per class, or a mapping
     ``{class_index: weight}`` whose missing classes default to 1 (a mapping
-    needs ``num_classes``).
+    needs ``num_classes``). With ``allow_zero`` a weight may be 0 as long as one is
+    positive (CDB gives weight 0 to a class the model classifies perfectly).
     """
     if isinstance(weights, Mapping):
         if num_classes is None:
@@ -77,7 +78,8 @@ def check_class_weights(weights, num_classes=None, name="class_weights"):
                     f"`{name}` keys must be class indices in [0, {num_classes}), "
                     f"received key {key!r}."
                 )
-            values[int(key)] = _finite_float(weight, f"{name}[{key}]", "a finite number > 0")
+            expected = "a finite number >= 0" if allow_zero else "a finite number > 0"
+            values[int(key)] = _finite_float(weight, f"{name}[{key}]", expected)
     else:
         if isinstance(weights, (str, bytes)) or not isinstance(weights, (Sequence, np.ndarray)):
             raise ValueError(
@@ -102,13 +104,34 @@ def check_class_weights(weights, num_classes=None, name="class_weights"):
             raise ValueError(
                 f"`{name}` must have at least 2 values (one per class), received {list(values)}."
             )
-    bad = [i for i, v in enumerate(values) if not (math.isfinite(v) and v > 0)]
+    bad = [
+        i
+        for i, v in enumerate(values)
+        if not (math.isfinite(v) and (v >= 0 if allow_zero else v > 0))
+    ]
     if bad:
         raise ValueError(
-            f"`{name}` must be finite and > 0 for every class; classes {bad} have "
-            f"{[float(values[i]) for i in bad]}."
+            f"`{name}` must be finite and {'>=' if allow_zero else '>'} 0 for every class; "
+            f"classes {bad} have {[float(values[i]) for i in bad]}."
+        )
+    if not np.any(values > 0):
+        raise ValueError(
+            f"`{name}` must have a positive mean (some class weight > 0), received {list(values)}."
         )
     return values
+
+
+def check_cdb_tau(tau, name="tau"):
+    """Return CDB's exponent: the string ``"dynamic"`` or a finite float > 0."""
+    expected = 'a finite number > 0 or the string "dynamic"'
+    if isinstance(tau, str):
+        if tau != "dynamic":
+            raise ValueError(f"`{name}` must be {expected}, received {tau!r}.")
+        return tau
+    number = _finite_float(tau, name, expected)
+    if number <= 0:
+        raise ValueError(f"`{name}` must be {expected}, received {tau!r}.")
+    return number
 
 
 def check_alpha(alpha, num_classes=None, name="alpha"):

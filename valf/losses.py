@@ -44,6 +44,8 @@ __all__ = [
     "CEFL",
     "CEFL2",
     "ClassBalancedLoss",
+    "ClassDifficultyBalancedLoss",
+    "DeferredReweightingLoss",
     "DynamicWeightedFocalLoss",
     "FocalLoss",
     "ValidationAdaptiveFocalLoss",
@@ -53,6 +55,7 @@ __all__ = [
     "cefl2",
     "class_balanced_loss",
     "class_balanced_weights",
+    "class_difficulty_balanced_loss",
     "focal_loss",
     "validation_adaptive_focal_loss",
     "weighted_categorical_crossentropy",
@@ -505,6 +508,61 @@ def validation_adaptive_focal_loss(
     )
 
 
+def class_difficulty_balanced_loss(
+    y_true, y_pred, class_weights, *, gamma=2.0, label_smoothing=0.0, from_logits=False
+):
+    """Class-wise difficulty-balanced focal loss (CDB), per sample.
+
+    .. math:: \\ell = -w_t (1 - p_t)^\\gamma \\log p_t, \\qquad
+              w_c = \\frac{d_c^\\tau}{\\frac{1}{C}\\sum_k d_k^\\tau}, \\quad d_c = 1 - a_c
+
+    The equation of :func:`validation_adaptive_focal_loss`, with CDB's weights
+    (:func:`valf.reweighting.cdb_class_weights` of the per-class validation accuracies
+    :math:`a_c`), which are 0 for a class classified perfectly: ``class_weights`` must be
+    finite and >= 0 with a positive mean (VALF's must be > 0). ``gamma = 0`` gives CDB-CE,
+    the loss of the official CIFAR-LT and EGTEA code; ``gamma > 0`` CDB on focal loss.
+
+    Parameters
+    ----------
+    y_true, y_pred, label_smoothing, from_logits
+        As in :func:`weighted_categorical_crossentropy`.
+    class_weights : sequence of float or tensor
+        One weight >= 0 per class, not all 0.
+    gamma : float
+        Focusing parameter >= 0.
+
+    References
+    ----------
+    - Sinha, S., Ohashi, H., Nakamura, K. (2020). Class-wise difficulty-balanced loss for
+      solving class-imbalance. ACCV 2020. https://arxiv.org/abs/2010.01824
+    - Sinha, S., Ohashi, H., Nakamura, K. (2022). Class-difficulty based methods for
+      long-tailed visual recognition. International Journal of Computer Vision.
+      https://doi.org/10.1007/s11263-022-01643-3
+
+    Examples
+    --------
+    >>> weights = valf.cdb_class_weights([1.0, 0.6, 0.4], tau=1.0)
+    >>> weights.round(6)
+    array([0. , 1.2, 1.8])
+    >>> loss = class_difficulty_balanced_loss([2, 0], [[0.2, 0.1, 0.7], [0.5, 0.3, 0.2]], weights)
+    >>> keras.ops.convert_to_numpy(loss).round(4)  # 1.8 * 0.3**2 * -log(0.7); weight 0
+    array([0.0578, 0.    ], dtype=float32)
+    """
+    gamma = check.check_gamma(gamma)
+    if class_weights is not None and (
+        not hasattr(class_weights, "shape") or isinstance(class_weights, np.ndarray)
+    ):
+        class_weights = check.check_class_weights(class_weights, allow_zero=True)
+    return _per_sample_loss(
+        y_true,
+        y_pred,
+        from_logits,
+        _focal_modulation(gamma),
+        class_weights=class_weights,
+        label_smoothing=check.check_label_smoothing(label_smoothing),
+    )
+
+
 # ---------------------------------------------------------------------------
 # Loss classes
 # ---------------------------------------------------------------------------
@@ -815,6 +873,9 @@ class _AdaptiveFocalLoss(_StudyLoss):
     not a constant, so the very next step sees the new values.
     """
 
+    #: Whether a class weight may be 0 (CDB's may); otherwise every weight must be > 0.
+    _zero_weights_allowed = False
+
     def __init__(
         self, num_classes, *, gamma, prior, label_smoothing, from_logits, reduction, name, dtype
     ):
@@ -829,7 +890,9 @@ class _AdaptiveFocalLoss(_StudyLoss):
         self.gamma = check.check_gamma(gamma)
         if prior is None:
             prior = np.ones(self.num_classes)
-        self.prior = check.check_class_weights(prior, self.num_classes, name="prior")
+        self.prior = check.check_class_weights(
+            prior, self.num_classes, name="prior", allow_zero=self._zero_weights_allowed
+        )
         self.class_weights = keras.Variable(
             self.prior.astype("float32"),
             trainable=False,
@@ -838,8 +901,11 @@ class _AdaptiveFocalLoss(_StudyLoss):
         )
 
     def set_class_weights(self, weights):
-        """Assign new per-class weights (validated: C positive finite values)."""
-        weights = check.check_class_weights(weights, self.num_classes, name="weights")
+        """Assign new per-class weights (validated: C positive finite values; for CDB,
+        C finite values >= 0, not all 0)."""
+        weights = check.check_class_weights(
+            weights, self.num_classes, name="weights", allow_zero=self._zero_weights_allowed
+        )
         self.class_weights.assign(weights.astype("float32"))
 
     def get_class_weights(self):
@@ -1006,3 +1072,224 @@ class ValidationAdaptiveFocalLoss(_AdaptiveFocalLoss):
             name=name,
             dtype=dtype,
         )
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ClassDifficultyBalancedLoss(_AdaptiveFocalLoss):
+    """Class-wise difficulty-balanced loss (CDB) on focal loss, Sinha et al. (2020, 2022).
+
+    .. math:: \\ell = -w_t (1 - p_t)^\\gamma \\log p_t, \\qquad
+              w_c = \\frac{d_c^\\tau}{\\frac{1}{C}\\sum_k d_k^\\tau}, \\quad d_c = 1 - a_c
+
+    The closest prior art of VALF: per-class weights from the per-class validation accuracy
+    :math:`a_c` (the class's *difficulty* :math:`d_c = 1 - a_c`), in a non-trainable
+    ``keras.Variable`` (``.class_weights``) that
+    :class:`valf.reweighting.ClassDifficultyWeights` sets after every epoch, combined with
+    focal loss exactly as VALF is. Unlike VALF the weights are *recomputed* from the latest
+    accuracies each time (no memory of earlier weights), and a class at accuracy 1 gets
+    weight 0. The rule, and what ``tau="dynamic"`` means, is
+    :func:`valf.reweighting.cdb_class_weights`.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of classes C.
+    gamma : float
+        Focusing parameter >= 0; 0 gives CDB-CE, the loss of the official CIFAR-LT and EGTEA
+        code.
+    tau : float or "dynamic"
+        The exponent: a number > 0 (the official code offers 0.5, 1, 1.5, 2 and 5; its README
+        trains with 1.5) or ``"dynamic"`` (the default, as in the official code), recomputed
+        from the difficulties at every update. Recorded in the config; the callback uses it.
+    prior : None, sequence or dict
+        Weights before the first update: None (uniform, as in the official code, which starts
+        from difficulties of 1), or as in :class:`ValidationAdaptiveFocalLoss`; values >= 0,
+        not all 0.
+    label_smoothing, from_logits, reduction, name, dtype
+        As in :class:`WeightedCategoricalCrossentropy`.
+
+    Notes
+    -----
+    The per-sample form is :func:`class_difficulty_balanced_loss`. With Keras' reductions the
+    batch loss is the mean over the batch of the weighted per-sample losses, as in the
+    official CIFAR-LT code (``reduction='none'``, then ``torch.mean``); PyTorch's
+    ``CrossEntropyLoss(weight=...)`` with its default ``'mean'`` reduction (the official
+    ImageNet-LT code) divides by the sum of the samples' weights instead.
+
+    ``get_config`` records ``tau``, the prior and the current weights (zeros included), so a
+    saved model's loss resumes from the weights it had reached.
+
+    References
+    ----------
+    - Sinha, S., Ohashi, H., Nakamura, K. (2020). Class-wise difficulty-balanced loss for
+      solving class-imbalance. ACCV 2020. https://arxiv.org/abs/2010.01824
+    - Sinha, S., Ohashi, H., Nakamura, K. (2022). Class-difficulty based methods for
+      long-tailed visual recognition. International Journal of Computer Vision.
+      https://doi.org/10.1007/s11263-022-01643-3
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
+
+    Examples
+    --------
+    >>> loss = ClassDifficultyBalancedLoss(3, gamma=2.0, tau=1.0)
+    >>> loss.get_class_weights()
+    array([1., 1., 1.])
+    >>> loss.set_class_weights(valf.cdb_class_weights([1.0, 0.6, 0.4], tau=1.0))
+    >>> loss.get_class_weights().round(6)
+    array([0. , 1.2, 1.8])
+    >>> round(float(loss([2], [[0.2, 0.1, 0.7]])), 4)  # 1.8 * 0.3**2 * -log(0.7)
+    0.0578
+    """
+
+    _zero_weights_allowed = True
+
+    def __init__(
+        self,
+        num_classes,
+        *,
+        gamma=2.0,
+        tau="dynamic",
+        prior=None,
+        label_smoothing=0.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="class_difficulty_balanced_loss",
+        dtype=None,
+    ):
+        super().__init__(
+            num_classes,
+            gamma=gamma,
+            prior=prior,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.tau = check.check_cdb_tau(tau)
+
+    def call(self, y_true, y_pred):
+        return class_difficulty_balanced_loss(
+            y_true, y_pred, self.class_weights, gamma=self.gamma, **self._options()
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "tau": self.tau}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class DeferredReweightingLoss(_AdaptiveFocalLoss):
+    """Focal loss with deferred re-weighting (DRW), Cao et al. (2019).
+
+    .. math:: \\ell = -w_t (1 - p_t)^\\gamma \\log p_t, \\qquad
+              w = \\begin{cases} 1 & \\text{during the warm-up,} \\\\
+              w^{\\mathrm{CB}} & \\text{after it,} \\end{cases} \\qquad
+              w^{\\mathrm{CB}}_c \\propto \\frac{1 - \\beta}{1 - \\beta^{n_c}}, \\
+              \\sum_c w^{\\mathrm{CB}}_c = C.
+
+    Trains with uniform weights (plain focal loss, or cross-entropy with ``gamma = 0``)
+    until the warm-up ends, then with the class-balanced weights of Cui et al.
+    (:func:`class_balanced_weights`, normalised to sum C as LDAM-DRW does). The weights live
+    in a non-trainable ``keras.Variable`` (``.class_weights``) that
+    :class:`valf.reweighting.DeferredReweighting` switches at the epoch the warm-up ends;
+    without that callback the loss stays uniform. Per sample it is :func:`focal_loss` before
+    the switch and :func:`class_balanced_loss` after it.
+
+    Parameters
+    ----------
+    samples_per_class : sequence of int
+        Training samples per class, each >= 1.
+    beta : float
+        In [0, 1); 0.9999 as in LDAM-DRW.
+    gamma : float
+        Focusing parameter >= 0; 0 gives DRW on cross-entropy.
+    label_smoothing, from_logits, reduction, name, dtype
+        As in :class:`WeightedCategoricalCrossentropy`.
+
+    Attributes
+    ----------
+    balanced_weights : numpy.ndarray
+        The class-balanced weights the loss switches to (float64, sum C).
+    prior : numpy.ndarray
+        The weights before the switch: ones.
+
+    Notes
+    -----
+    LDAM-DRW's ``FocalLoss`` applies the focal factor to the *weighted* cross-entropy
+    (:math:`p` taken as :math:`\\exp(-w_t \\cdot \\mathrm{CE})`); this loss applies
+    :math:`w_t` outside the focal term, as :func:`focal_loss` and VALF do, so that the two
+    differ only in where the weights come from. The batch loss is the mean over the batch
+    (Keras' reductions), not PyTorch's weighted mean of ``CrossEntropyLoss(weight=...)``.
+    ``get_config`` records the weights in force, so a saved model resumes with them.
+
+    References
+    ----------
+    - Cao, K., Wei, C., Gaidon, A., Arechiga, N., Ma, T. (2019). Learning imbalanced datasets
+      with label-distribution-aware margin loss. NeurIPS 32, 1567-1578.
+      https://arxiv.org/abs/1906.07413
+    - Cui, Y., Jia, M., Lin, T.-Y., Song, Y., Belongie, S. (2019). Class-balanced loss based
+      on effective number of samples. CVPR, 9268-9277.
+      https://doi.org/10.1109/CVPR.2019.00949
+    - Lin, T.-Y., Goyal, P., Girshick, R., He, K., Dollár, P. (2017). Focal loss for dense
+      object detection. ICCV, 2980-2988. https://doi.org/10.1109/ICCV.2017.324
+
+    Examples
+    --------
+    >>> loss = DeferredReweightingLoss([100, 10, 50], beta=0.9, gamma=0.0)
+    >>> loss.get_class_weights()
+    array([1., 1., 1.])
+    >>> loss.use_balanced_weights(True)  # what DeferredReweighting does after the warm-up
+    >>> loss.get_class_weights().round(3)
+    array([0.847, 1.301, 0.852])
+    >>> round(float(loss([1], [[0.2, 0.7, 0.1]])), 4)  # 1.301 * -log(0.7)
+    0.464
+    """
+
+    def __init__(
+        self,
+        samples_per_class,
+        *,
+        beta=0.9999,
+        gamma=2.0,
+        label_smoothing=0.0,
+        from_logits=False,
+        reduction="sum_over_batch_size",
+        name="deferred_reweighting_loss",
+        dtype=None,
+    ):
+        counts = check.check_samples_per_class(samples_per_class)
+        super().__init__(
+            counts.shape[0],
+            gamma=gamma,
+            prior=None,
+            label_smoothing=label_smoothing,
+            from_logits=from_logits,
+            reduction=reduction,
+            name=name,
+            dtype=dtype,
+        )
+        self.samples_per_class = counts
+        self.beta = check.check_beta(beta)
+        self.balanced_weights = class_balanced_weights(counts, self.beta)
+
+    def use_balanced_weights(self, balanced):
+        """Assign the class-balanced weights (``balanced`` true) or uniform ones."""
+        self.set_class_weights(self.balanced_weights if balanced else self.prior)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["num_classes"], config["prior"]
+        return {
+            **config,
+            "samples_per_class": [int(n) for n in self.samples_per_class],
+            "beta": self.beta,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        current = config.pop("class_weights", None)
+        loss = cls(**config)
+        if current is not None:
+            loss.set_class_weights(current)
+        return loss

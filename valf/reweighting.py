@@ -1,4 +1,6 @@
-"""Per-class reweighting during training: VALF's rule and this project's DWFL rule.
+"""Per-class reweighting during training: VALF's rule, this project's DWFL rule, and the closest
+prior art, CDB (weights from per-class validation difficulty) and DRW (class-balanced weights
+after a warm-up).
 
 The rules are pure NumPy functions; the callbacks measure per-class accuracy
 once per epoch, apply a rule, assign the result to the loss's weight variable
@@ -29,11 +31,14 @@ import numpy as np
 
 from valf import _validation as check
 from valf._keras_private import track_variable
-from valf.losses import _AdaptiveFocalLoss
+from valf.losses import ClassDifficultyBalancedLoss, DeferredReweightingLoss, _AdaptiveFocalLoss
 
 __all__ = [
+    "ClassDifficultyWeights",
+    "DeferredReweighting",
     "DynamicWeights",
     "ValidationAdaptiveWeights",
+    "cdb_class_weights",
     "dynamic_class_weights",
     "per_class_accuracy",
     "track_class_weights",
@@ -55,7 +60,8 @@ def track_class_weights(model, loss):
     Parameters
     ----------
     model : keras.Model
-    loss : ValidationAdaptiveFocalLoss or DynamicWeightedFocalLoss
+    loss : ValidationAdaptiveFocalLoss, DynamicWeightedFocalLoss, ClassDifficultyBalancedLoss
+        or DeferredReweightingLoss
 
     Returns
     -------
@@ -69,11 +75,7 @@ def track_class_weights(model, loss):
     >>> len(track_class_weights(model, loss).non_trainable_variables)
     1
     """
-    if not isinstance(loss, _AdaptiveFocalLoss):
-        raise ValueError(
-            "`loss` must be a ValidationAdaptiveFocalLoss or DynamicWeightedFocalLoss (a loss "
-            f"with a `class_weights` variable), received {type(loss).__name__}."
-        )
+    _check_adaptive(loss)
     variable = loss.class_weights
     if any(tracked is variable for tracked in model.variables):
         return model
@@ -193,6 +195,104 @@ def dynamic_class_weights(per_class_accuracy, smoothing=0.1):
     return error / error.mean()
 
 
+def cdb_class_weights(per_class_accuracy, tau="dynamic"):
+    """CDB's rule: weights from per-class difficulty, Sinha et al. (2020, 2022).
+
+    .. math::
+
+        d_c = 1 - a_c, \\qquad
+        w_c = \\frac{d_c^\\tau}{\\frac{1}{C} \\sum_k d_k^\\tau}
+
+    with :math:`a_c` the per-class validation accuracy. Recomputed from the accuracies alone
+    (no memory of earlier weights); the weights have mean 1, and a class at accuracy 1 gets
+    weight 0.
+
+    ``tau="dynamic"`` sets the exponent from the difficulties themselves:
+
+    .. math::
+
+        \\tau = 2\\,\\sigma\\!\\left(\\frac{1 - \\min_c d_c}{1 - \\max_c d_c + 0.01} - 1\\right),
+        \\qquad \\sigma(x) = \\frac{1}{1 + e^{-x}}.
+
+    The official code (github.com/hitachi-rd-cv/CDB-loss) has two formulas for it. Its
+    CIFAR-LT (and EGTEA) ``losses/cdb_loss.py``::
+
+        bias = (1 - np.min(class_difficulty))/(1 - np.max(class_difficulty) + 0.01)
+        tau = sigmoid(bias)
+
+    and its ImageNet-LT ``loss/CDBSoftmaxLoss.py``::
+
+        bias = (1 - np.min(class_difficulty))/ (1 - np.max(class_difficulty) + epsilon) - 1
+        tau = 2 * sigmoid(bias)
+
+    (``epsilon = 0.01``). This function uses the second, for three reasons. (1) When every
+    class is equally difficult the ratio is about 1, so the second gives
+    :math:`\\tau \\approx 1` (weights proportional to difficulty), and :math:`\\tau`
+    grows towards 2 as the hardest class falls behind the easiest; the first can never
+    exceed 1, so it only ever compresses differences in difficulty. (2) The fixed values the
+    authors train with (``--tau 1.5`` in the README's CIFAR-LT and EGTEA commands,
+    ``tau: 1`` in the ImageNet-LT config) lie in the second formula's range, not the
+    first's. (3) The ImageNet-LT ``create_loss`` is the one that combines CDB weights with
+    focal loss (its ``focal_gamma``), the combination this library implements. The paper
+    text was not at hand to settle it.
+
+    Parameters
+    ----------
+    per_class_accuracy : sequence of float
+        Validation accuracy per class, fractions in [0, 1].
+    tau : float or "dynamic"
+        The exponent, > 0, or ``"dynamic"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 weights >= 0 with mean 1.
+
+    Notes
+    -----
+    When every class is at accuracy 1 all difficulties are 0 and the formula is 0 / 0: the
+    official code divides by the zero sum (NumPy gives NaN weights, and the loss NaN). This
+    function returns uniform weights instead, the limit of the rule as the difficulties
+    approach 0 together, and the choice that favours no class when there is nothing to
+    rebalance. The powers are taken of :math:`d_c / \\max_k d_k`, which leaves the
+    normalised weights unchanged and keeps a large ``tau`` from underflowing to 0 / 0.
+
+    References
+    ----------
+    - Sinha, S., Ohashi, H., Nakamura, K. (2020). Class-wise difficulty-balanced loss for
+      solving class-imbalance. ACCV 2020. https://arxiv.org/abs/2010.01824
+    - Sinha, S., Ohashi, H., Nakamura, K. (2022). Class-difficulty based methods for
+      long-tailed visual recognition. International Journal of Computer Vision.
+      https://doi.org/10.1007/s11263-022-01643-3
+
+    Examples
+    --------
+    >>> cdb_class_weights([1.0, 0.6, 0.4], tau=1.0).round(6)
+    array([0. , 1.2, 1.8])
+    >>> cdb_class_weights([0.9, 0.6, 0.9], tau=2.0).round(4)
+    array([0.1667, 2.6667, 0.1667])
+    >>> cdb_class_weights([1.0, 1.0, 1.0])
+    array([1., 1., 1.])
+    """
+    accuracy = np.asarray(per_class_accuracy, dtype=np.float64)
+    accuracy = check.check_accuracies(accuracy, accuracy.shape[0] if accuracy.ndim == 1 else -1)
+    tau = check.check_cdb_tau(tau)
+    difficulty = 1.0 - accuracy
+    if tau == "dynamic":
+        tau = _cdb_dynamic_tau(difficulty)
+    hardest = difficulty.max()
+    if hardest == 0:
+        return np.ones_like(difficulty)
+    weights = np.power(difficulty / hardest, tau)
+    return weights / weights.mean()
+
+
+def _cdb_dynamic_tau(difficulty):
+    """The official ImageNet-LT code's dynamic tau (see :func:`cdb_class_weights`)."""
+    bias = (1.0 - difficulty.min()) / (1.0 - difficulty.max() + 0.01) - 1.0
+    return 2.0 / (1.0 + np.exp(-bias))
+
+
 class _PerClassAccuracyCallback(keras.callbacks.Callback):
     """Measure per-class accuracy on some data after each epoch and reweight a loss.
 
@@ -204,23 +304,12 @@ class _PerClassAccuracyCallback(keras.callbacks.Callback):
 
     def __init__(self, loss, data, warmup_epochs=0, batch_size=32, class_names=None):
         super().__init__()
-        if not isinstance(loss, _AdaptiveFocalLoss):
-            raise ValueError(
-                f"`loss` must be a ValidationAdaptiveFocalLoss or DynamicWeightedFocalLoss "
-                f"(a loss with a `class_weights` variable), received {type(loss).__name__}."
-            )
-        self.loss = loss
+        self.loss = _check_adaptive(loss)
         self.num_classes = loss.num_classes
         self.warmup_epochs = check.check_non_negative_int(warmup_epochs, "warmup_epochs")
         self.batch_size = int(check.check_positive(batch_size, "batch_size"))
         self.data = _check_data(data, self.data_role)
-        if class_names is None:
-            class_names = [str(c) for c in range(self.num_classes)]
-        if len(class_names) != self.num_classes:
-            raise ValueError(
-                f"`class_names` must name the {self.num_classes} classes, received {class_names!r}."
-            )
-        self.class_names = [str(name) for name in class_names]
+        self.class_names = _class_names(class_names, self.num_classes)
         self.history = []
 
     # The rule ------------------------------------------------------------
@@ -366,6 +455,171 @@ class DynamicWeights(_PerClassAccuracyCallback):
 
     def _new_weights(self, weights, accuracy):
         return dynamic_class_weights(accuracy, self.smoothing)
+
+
+class ClassDifficultyWeights(_PerClassAccuracyCallback):
+    """Apply CDB's rule to a :class:`~valf.losses.ClassDifficultyBalancedLoss`.
+
+    After every epoch (from ``warmup_epochs`` on, counted as in
+    :class:`ValidationAdaptiveWeights`; default 0, as in the official code, which updates
+    from the first epoch) the callback predicts the validation set once and sets the loss's
+    weights to :func:`cdb_class_weights` of the per-class accuracies, recomputed from them
+    alone. The first epoch trains with the loss's prior (uniform by default). Logs
+    ``val_acc_<class>`` and ``weight_<class>`` (the weight the next epoch trains with) and
+    keeps the same rows, with ``epoch`` and ``updated``, in :attr:`history`, as
+    :class:`ValidationAdaptiveWeights` does; put it before ``CSVLogger``.
+
+    The weights are model state on every backend (:func:`track_class_weights`). To resume a
+    run, restore ``loss.set_class_weights(saved)`` (zeros included) and :attr:`history`, and
+    start ``fit`` at the epoch reached: the rule needs nothing else.
+
+    Parameters
+    ----------
+    loss : ClassDifficultyBalancedLoss
+        The loss the model was compiled with.
+    validation_data : tuple or iterable
+        As in :class:`ValidationAdaptiveWeights`. A class with no sample in it has accuracy 0,
+        so the largest weight.
+    tau : None, float or "dynamic"
+        None (the default) takes the loss's ``tau``, which its config records; a value that
+        differs from it is refused, so that a saved model names the rule it trained with.
+    warmup_epochs : int
+        Epochs with fixed weights (default 0).
+    batch_size, class_names
+        As in :class:`ValidationAdaptiveWeights`.
+
+    References
+    ----------
+    - Sinha, S., Ohashi, H., Nakamura, K. (2020). Class-wise difficulty-balanced loss for
+      solving class-imbalance. ACCV 2020. https://arxiv.org/abs/2010.01824
+    - Sinha, S., Ohashi, H., Nakamura, K. (2022). Class-difficulty based methods for
+      long-tailed visual recognition. International Journal of Computer Vision.
+      https://doi.org/10.1007/s11263-022-01643-3
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> loss = valf.ClassDifficultyBalancedLoss(3, tau="dynamic")
+    >>> x_val, y_val = np.zeros((6, 4)), np.array([0, 0, 1, 1, 2, 2])
+    >>> callback = ClassDifficultyWeights(loss, (x_val, y_val))
+    >>> callback.tau
+    'dynamic'
+    >>> # model.compile(optimizer="adam", loss=loss)
+    >>> # model.fit(x, y, epochs=20, callbacks=[callback])
+    """
+
+    data_role = "validation_data"
+    accuracy_prefix = "val_acc"
+
+    def __init__(
+        self, loss, validation_data, *, tau=None, warmup_epochs=0, batch_size=32, class_names=None
+    ):
+        if not isinstance(loss, ClassDifficultyBalancedLoss):
+            raise ValueError(
+                f"`loss` must be a ClassDifficultyBalancedLoss, received {type(loss).__name__}."
+            )
+        super().__init__(loss, validation_data, warmup_epochs, batch_size, class_names)
+        if tau is not None and check.check_cdb_tau(tau) != loss.tau:
+            raise ValueError(
+                f"`tau` {tau!r} differs from the loss's tau {loss.tau!r}; set it on the loss "
+                "(ClassDifficultyBalancedLoss(..., tau=...)), whose config records it."
+            )
+        self.tau = loss.tau
+
+    def _new_weights(self, weights, accuracy):
+        return cdb_class_weights(accuracy, self.tau)
+
+
+class DeferredReweighting(keras.callbacks.Callback):
+    """Switch a :class:`~valf.losses.DeferredReweightingLoss` to class-balanced weights after a
+    warm-up (DRW, Cao et al. 2019).
+
+    The first ``warmup_epochs`` epochs train with uniform weights, every later one with the
+    loss's class-balanced weights; with ``warmup_epochs=0``, every epoch. This is the
+    convention of :class:`ValidationAdaptiveWeights`' ``warmup_epochs``: the weights change
+    after epoch ``warmup_epochs`` (counting from 1). LDAM-DRW's ``idx = epoch // 160`` (0-based
+    epochs, uniform weights for the first 160) is ``warmup_epochs=160``.
+
+    The weights follow from the epoch number Keras passes, not from a counter: at the start
+    of epoch ``e`` (0-based) the callback assigns the weights for ``e``, so a ``fit`` resumed
+    at ``initial_epoch`` trains with the right ones whatever the restored state held. After
+    each epoch it assigns those of the next and records them, as the other callbacks do:
+    ``logs`` get ``weight_<class>`` (the weight the next epoch trains with), and
+    :attr:`history` the same with ``epoch`` and ``updated`` (whether those are the
+    class-balanced weights). The weights are model state on every backend
+    (:func:`track_class_weights`).
+
+    Parameters
+    ----------
+    loss : DeferredReweightingLoss
+        The loss the model was compiled with.
+    warmup_epochs : int
+        Epochs with uniform weights, >= 0.
+    class_names : sequence of str, optional
+        Names used in the log keys; default the class indices.
+
+    References
+    ----------
+    - Cao, K., Wei, C., Gaidon, A., Arechiga, N., Ma, T. (2019). Learning imbalanced datasets
+      with label-distribution-aware margin loss. NeurIPS 32, 1567-1578.
+      https://arxiv.org/abs/1906.07413
+
+    Examples
+    --------
+    >>> loss = valf.DeferredReweightingLoss([100, 10, 50], beta=0.9)
+    >>> callback = DeferredReweighting(loss, warmup_epochs=2)
+    >>> callback.on_epoch_begin(2)  # what fit does at the third epoch
+    >>> loss.get_class_weights().round(3)
+    array([0.847, 1.301, 0.852])
+    """
+
+    def __init__(self, loss, *, warmup_epochs, class_names=None):
+        super().__init__()
+        if not isinstance(loss, DeferredReweightingLoss):
+            raise ValueError(
+                f"`loss` must be a DeferredReweightingLoss, received {type(loss).__name__}."
+            )
+        self.loss = loss
+        self.warmup_epochs = check.check_non_negative_int(warmup_epochs, "warmup_epochs")
+        self.class_names = _class_names(class_names, loss.num_classes)
+        self.history = []
+
+    def set_model(self, model):
+        super().set_model(model)
+        track_class_weights(model, self.loss)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.loss.use_balanced_weights(epoch >= self.warmup_epochs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        balanced = epoch + 1 >= self.warmup_epochs
+        self.loss.use_balanced_weights(balanced)
+        record = {"epoch": int(epoch), "updated": bool(balanced)}
+        for name, weight in zip(self.class_names, self.loss.get_class_weights()):
+            record[f"weight_{name}"] = float(weight)
+        self.history.append(record)
+        if logs is not None:
+            logs.update({k: v for k, v in record.items() if k not in ("epoch", "updated")})
+
+
+def _check_adaptive(loss):
+    if not isinstance(loss, _AdaptiveFocalLoss):
+        raise ValueError(
+            "`loss` must be a ValidationAdaptiveFocalLoss, DynamicWeightedFocalLoss, "
+            "ClassDifficultyBalancedLoss or DeferredReweightingLoss (a loss with a "
+            f"`class_weights` variable), received {type(loss).__name__}."
+        )
+    return loss
+
+
+def _class_names(class_names, num_classes):
+    if class_names is None:
+        class_names = [str(c) for c in range(num_classes)]
+    if len(class_names) != num_classes:
+        raise ValueError(
+            f"`class_names` must name the {num_classes} classes, received {class_names!r}."
+        )
+    return [str(name) for name in class_names]
 
 
 def _labels(y_true, num_classes):

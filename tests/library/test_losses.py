@@ -20,6 +20,10 @@ C = 3
 GAMMAS = [0.0, 0.5, 1.0, 2.0, 5.0]
 WEIGHTS = [0.5, 1.0, 2.5]
 COUNTS = [109, 52, 102]
+# CDB's weights for these validation accuracies: class 0 is classified perfectly, weight 0.
+CDB_ACCURACY, CDB_TAU = [1.0, 0.5, 0.2], 1.5
+CDB_WEIGHTS = ref.cdb_weights(CDB_ACCURACY, CDB_TAU)
+DRW_BETA = 0.99
 
 
 def batch(seed, n=64, scale=2.0):
@@ -31,6 +35,20 @@ def batch(seed, n=64, scale=2.0):
 
 def numpy(x):
     return np.asarray(ops.convert_to_numpy(x), dtype=np.float64)
+
+
+def cdb_loss(gamma, **options):
+    """CDB with the weights its rule gives for CDB_ACCURACY (one of them 0)."""
+    loss = valf.ClassDifficultyBalancedLoss(C, gamma=gamma, tau=CDB_TAU, **options)
+    loss.set_class_weights(CDB_WEIGHTS)
+    return loss
+
+
+def drw_loss(gamma, **options):
+    """DRW after the warm-up: the class-balanced weights."""
+    loss = valf.DeferredReweightingLoss(COUNTS, beta=DRW_BETA, gamma=gamma, **options)
+    loss.use_balanced_weights(True)
+    return loss
 
 
 # (name, valf loss instance for gamma, NumPy reference for gamma)
@@ -62,6 +80,11 @@ CASES = {
         lambda g, **kw: valf.ValidationAdaptiveFocalLoss(C, gamma=g, prior=WEIGHTS, **kw),
         lambda y, p, g: ref.valf(y, p, WEIGHTS, g),
     ),
+    "CDB": (cdb_loss, lambda y, p, g: ref.focal(y, p, g, CDB_WEIGHTS)),
+    "DRW": (
+        drw_loss,
+        lambda y, p, g: ref.focal(y, p, g, ref.class_balanced_weights(COUNTS, DRW_BETA)),
+    ),
 }
 
 
@@ -83,6 +106,7 @@ PER_SAMPLE_FUNCTIONS = {
     "CEFL": (lambda y, p, g: valf.cefl(y, p, gamma=g), "CEFL"),
     "CEFL2": (lambda y, p, g: valf.cefl2(y, p, gamma=g), "CEFL2"),
     "VALF": (lambda y, p, g: valf.validation_adaptive_focal_loss(y, p, WEIGHTS, gamma=g), "VALF"),
+    "CDB": (lambda y, p, g: valf.class_difficulty_balanced_loss(y, p, CDB_WEIGHTS, gamma=g), "CDB"),
 }
 
 
@@ -128,6 +152,8 @@ def test_reductions_to_keras_categorical_crossentropy():
         valf.ValidationAdaptiveFocalLoss(C, gamma=0.0),
         valf.DynamicWeightedFocalLoss(C, gamma=0.0),
         valf.ClassBalancedLoss(COUNTS, beta=0.0),
+        valf.ClassDifficultyBalancedLoss(C, gamma=0.0),  # uniform before the first update
+        valf.DeferredReweightingLoss(COUNTS, gamma=0.0),  # uniform during the warm-up
     ]:
         loss.reduction = "none"
         np.testing.assert_allclose(
@@ -353,6 +379,38 @@ def test_prior_forms():
             "`class_weights` must be a list",
         ),
         (lambda: valf.ValidationAdaptiveFocalLoss(3).set_class_weights([1, 1]), "`weights`"),
+        (
+            lambda: valf.ValidationAdaptiveFocalLoss(3).set_class_weights([0.0, 1.0, 2.0]),
+            r"`weights` must be finite and > 0",
+        ),
+        (
+            lambda: valf.ClassDifficultyBalancedLoss(3, tau=0.0),
+            r'`tau` must be a finite number > 0 or the string "dynamic"',
+        ),
+        (lambda: valf.ClassDifficultyBalancedLoss(3, tau=-1.5), "`tau`"),
+        (lambda: valf.ClassDifficultyBalancedLoss(3, tau="Dynamic"), "`tau`"),
+        (lambda: valf.ClassDifficultyBalancedLoss(3, tau=float("inf")), "`tau`"),
+        (lambda: valf.ClassDifficultyBalancedLoss(3, gamma=-1.0), "`gamma`"),
+        (
+            lambda: valf.ClassDifficultyBalancedLoss(3).set_class_weights([0.0, -1.0, 2.0]),
+            r"`weights` must be finite and >= 0.*classes \[1\]",
+        ),
+        (
+            lambda: valf.ClassDifficultyBalancedLoss(3).set_class_weights([0.0, 0.0, 0.0]),
+            "`weights` must have a positive mean",
+        ),
+        (lambda: valf.ClassDifficultyBalancedLoss(3, prior=[0.0, 0.0, 0.0]), "`prior`"),
+        (
+            lambda: valf.class_difficulty_balanced_loss([0], [[0.5, 0.5]], [1.0, float("nan")]),
+            "`class_weights`",
+        ),
+        (lambda: valf.DeferredReweightingLoss(COUNTS, beta=1.0), "`beta`"),
+        (lambda: valf.DeferredReweightingLoss([10, 0, 5]), "`samples_per_class`"),
+        (lambda: valf.DeferredReweightingLoss(COUNTS, gamma=-2.0), "`gamma`"),
+        (
+            lambda: valf.DeferredReweightingLoss(COUNTS).set_class_weights([1.0, 0.0, 1.0]),
+            "`weights`",
+        ),
     ],
 )
 def test_bad_arguments_name_the_argument(build, match):
@@ -421,7 +479,10 @@ def test_label_smoothing_of_the_adaptive_losses_follows_the_equation():
         lambda: valf.CEFL(2.0),
         lambda: valf.ClassBalancedLoss([3, 2, 1], 0.9),
         lambda: valf.ValidationAdaptiveFocalLoss(3, 2.0),
+        lambda: valf.ClassDifficultyBalancedLoss(3, 2.0),
+        lambda: valf.DeferredReweightingLoss([3, 2, 1], 0.9),
         lambda: valf.focal_loss([0], [[0.6, 0.4]], 2.0),
+        lambda: valf.class_difficulty_balanced_loss([0], [[0.6, 0.4]], [1.0, 1.0], 2.0),
     ],
 )
 def test_options_are_keyword_only(build):
@@ -433,6 +494,75 @@ def test_options_are_keyword_only(build):
 def test_label_smoothing_outside_zero_one_is_refused(smoothing):
     with pytest.raises(ValueError, match=r"`label_smoothing` must be a number in \[0, 1\]"):
         valf.FocalLoss(label_smoothing=smoothing)
+
+
+# -- CDB and DRW -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smoothing", [0.0, SMOOTHING])
+@pytest.mark.parametrize("from_logits", [False, True])
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_cdb_and_drw_per_sample_follow_the_equation(smoothing, from_logits, gamma):
+    labels, logits, probs = batch(23)
+    y_pred = logits if from_logits else probs
+    options = {"label_smoothing": smoothing, "from_logits": from_logits}
+    balanced = ref.class_balanced_weights(COUNTS, DRW_BETA)
+    drw = valf.DeferredReweightingLoss(
+        COUNTS, beta=DRW_BETA, gamma=gamma, reduction="none", **options
+    )
+    cases = [
+        (cdb_loss(gamma, reduction="none", **options), CDB_WEIGHTS),
+        (drw, np.ones(C)),  # during the warm-up
+    ]
+    for loss, weights in cases:
+        expected = ref.smoothed_weighted_focal(
+            labels, y_pred, weights, gamma, smoothing, from_logits
+        )
+        np.testing.assert_allclose(numpy(loss(labels, y_pred)), expected, rtol=1e-5, atol=1e-6)
+    drw.use_balanced_weights(True)
+    expected = ref.smoothed_weighted_focal(labels, y_pred, balanced, gamma, smoothing, from_logits)
+    np.testing.assert_allclose(numpy(drw(labels, y_pred)), expected, rtol=1e-5, atol=1e-6)
+    drw.use_balanced_weights(False)
+    np.testing.assert_array_equal(drw.get_class_weights(), np.ones(C))
+    per_sample = valf.class_difficulty_balanced_loss(
+        labels, y_pred, CDB_WEIGHTS, gamma=gamma, **options
+    )
+    expected = ref.smoothed_weighted_focal(
+        labels, y_pred, CDB_WEIGHTS, gamma, smoothing, from_logits
+    )
+    np.testing.assert_allclose(numpy(per_sample), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_class_at_weight_zero_contributes_nothing():
+    labels, _, probs = batch(24)
+    per_sample = numpy(cdb_loss(2.0, reduction="none")(labels, probs))
+    assert CDB_WEIGHTS[0] == 0
+    assert np.all(per_sample[labels == 0] == 0) and np.all(per_sample[labels != 0] > 0)
+
+
+def test_cdb_and_drw_configs_carry_their_rule_and_weights():
+    cdb = valf.ClassDifficultyBalancedLoss(C, gamma=1.0, tau="dynamic", label_smoothing=0.1)
+    cdb.set_class_weights([0.0, 1.25, 1.75])
+    config = cdb.get_config()
+    assert config["tau"] == "dynamic" and config["class_weights"] == [0.0, 1.25, 1.75]
+    restored = valf.ClassDifficultyBalancedLoss.from_config(config)
+    assert restored.tau == "dynamic" and restored.label_smoothing == 0.1
+    np.testing.assert_array_equal(restored.get_class_weights(), [0.0, 1.25, 1.75])
+    assert valf.ClassDifficultyBalancedLoss(C, tau=2).get_config()["tau"] == 2.0
+
+    drw = valf.DeferredReweightingLoss(COUNTS, beta=0.999, gamma=0.0)
+    config = drw.get_config()
+    assert "num_classes" not in config and "prior" not in config
+    assert config["samples_per_class"] == COUNTS and config["beta"] == 0.999
+    assert config["class_weights"] == [1.0, 1.0, 1.0]
+    drw.use_balanced_weights(True)
+    restored = valf.DeferredReweightingLoss.from_config(drw.get_config())
+    np.testing.assert_allclose(
+        restored.get_class_weights(), ref.class_balanced_weights(COUNTS, 0.999), rtol=1e-6
+    )
+    np.testing.assert_allclose(restored.balanced_weights, ref.class_balanced_weights(COUNTS, 0.999))
+    np.testing.assert_array_equal(restored.prior, np.ones(C))
+    assert valf.DeferredReweightingLoss(COUNTS).beta == 0.9999  # LDAM-DRW's
 
 
 SAVED = Path(__file__).resolve().parents[1] / "data" / "saved_with_valf_0.1"

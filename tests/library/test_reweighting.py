@@ -220,3 +220,215 @@ def test_dynamic_weights_callback_recomputes_from_training_accuracy():
     )
     assert [row["updated"] for row in callback.history] == [True, True]
     assert "train_acc_0" in history.history and "weight_2" in history.history
+
+
+# ---------------------------------------------------------------------------
+# CDB's rule (Sinha et al.) and DRW's switch (Cao et al.)
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0, 1.5, 2.0, 5.0])
+def test_cdb_weights_follow_the_equation_for_a_fixed_tau(tau):
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        accuracy = rng.uniform(size=5)
+        weights = valf.cdb_class_weights(accuracy, tau)
+        np.testing.assert_allclose(weights, ref.cdb_weights(accuracy, tau), rtol=1e-12)
+        assert weights.dtype == np.float64 and abs(weights.mean() - 1.0) < 1e-12
+
+
+def test_dynamic_tau_is_the_official_imagenet_lt_formula():
+    accuracy = np.array([1.0, 0.6, 0.3])
+    difficulty = 1 - accuracy
+    imagenet, cifar = ref.cdb_tau_imagenet(difficulty), ref.cdb_tau_cifar(difficulty)
+    assert abs(imagenet - cifar) > 0.5  # the two formulas disagree here
+    np.testing.assert_allclose(
+        valf.cdb_class_weights(accuracy, "dynamic"), ref.cdb_weights(accuracy, imagenet)
+    )
+    assert not np.allclose(
+        valf.cdb_class_weights(accuracy, "dynamic"), ref.cdb_weights(accuracy, cifar)
+    )
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        accuracy = rng.uniform(size=4)
+        expected = ref.cdb_weights(accuracy, ref.cdb_tau_imagenet(1 - accuracy))
+        np.testing.assert_allclose(valf.cdb_class_weights(accuracy), expected, rtol=1e-12)
+    # Equal difficulties give tau close to 1 (the ratio is about 1, less the 0.01 guard).
+    assert 0.99 < ref.cdb_tau_imagenet(np.full(3, 0.2)) < 1.0
+
+
+def test_a_class_at_accuracy_one_gets_weight_zero_and_all_perfect_gives_uniform():
+    for tau in (0.5, 1.5, "dynamic"):
+        weights = valf.cdb_class_weights([1.0, 0.5, 0.2], tau)
+        assert weights[0] == 0 and weights[1] > 0 and abs(weights.mean() - 1.0) < 1e-12
+    np.testing.assert_array_equal(valf.cdb_class_weights([1.0, 1.0, 1.0]), np.ones(3))
+    np.testing.assert_array_equal(valf.cdb_class_weights([1.0, 1.0], tau=2.0), np.ones(2))
+    # The official code divides by the zero sum there (NaN weights); valf documents uniform.
+    assert np.allclose(ref.cdb_weights([1.0, 1.0, 1.0], 1.0), 1.0)
+    # Equal accuracies below 1: uniform too, for any tau.
+    np.testing.assert_allclose(valf.cdb_class_weights([0.7, 0.7, 0.7], tau=3.0), np.ones(3))
+
+
+def test_a_large_tau_does_not_underflow():
+    weights = valf.cdb_class_weights([0.5, 0.9, 0.99], tau=2000.0)
+    assert np.all(np.isfinite(weights)) and abs(weights.mean() - 1.0) < 1e-12
+    np.testing.assert_allclose(weights, [3.0, 0.0, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: valf.cdb_class_weights([0.5, 0.5], tau=0.0), "`tau`"),
+        (lambda: valf.cdb_class_weights([0.5, 0.5], tau=-1.0), "`tau`"),
+        (lambda: valf.cdb_class_weights([0.5, 0.5], tau="adaptive"), "`tau`"),
+        (lambda: valf.cdb_class_weights([0.5, 0.5], tau=float("nan")), "`tau`"),
+        (lambda: valf.cdb_class_weights([0.5, 0.5], tau=True), "`tau`"),
+        (lambda: valf.cdb_class_weights([0.5, 1.5]), "`per_class_accuracy`.*fractions"),
+        (lambda: valf.cdb_class_weights([-0.1, 0.5]), "`per_class_accuracy`"),
+        (lambda: valf.cdb_class_weights([[0.5, 0.5]]), "`per_class_accuracy`"),
+        (lambda: valf.cdb_class_weights([0.5, float("nan")]), "`per_class_accuracy`"),
+    ],
+)
+def test_bad_cdb_arguments_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_cdb_and_drw_callbacks_check_their_arguments():
+    data = (np.zeros((4, 2)), np.array([0, 1, 2, 0]))
+    cdb = valf.ClassDifficultyBalancedLoss(C, tau=1.5)
+    with pytest.raises(ValueError, match="`loss` must be a ClassDifficultyBalancedLoss"):
+        valf.ClassDifficultyWeights(valf.ValidationAdaptiveFocalLoss(C), data)
+    with pytest.raises(ValueError, match=r"`tau` 2\.0 differs from the loss's tau 1\.5"):
+        valf.ClassDifficultyWeights(cdb, data, tau=2.0)
+    with pytest.raises(ValueError, match="`tau`"):
+        valf.ClassDifficultyWeights(cdb, data, tau=0)
+    assert valf.ClassDifficultyWeights(cdb, data, tau=1.5).tau == 1.5
+    assert valf.ClassDifficultyWeights(cdb, data).tau == 1.5
+    with pytest.raises(ValueError, match="`warmup_epochs`"):
+        valf.ClassDifficultyWeights(cdb, data, warmup_epochs=-1)
+    with pytest.raises(TypeError):
+        valf.ClassDifficultyWeights(cdb, data, 1.5)  # options are keyword-only
+
+    drw = valf.DeferredReweightingLoss([10, 5, 2])
+    with pytest.raises(ValueError, match="`loss` must be a DeferredReweightingLoss"):
+        valf.DeferredReweighting(cdb, warmup_epochs=1)
+    with pytest.raises(ValueError, match="`warmup_epochs`"):
+        valf.DeferredReweighting(drw, warmup_epochs=-1)
+    with pytest.raises(TypeError):
+        valf.DeferredReweighting(drw)  # the warm-up has no default
+    with pytest.raises(ValueError, match="`class_names`"):
+        valf.DeferredReweighting(drw, warmup_epochs=1, class_names=["a"])
+
+
+def test_drw_switch_follows_the_epoch_number_keras_passes():
+    counts = [10, 5, 2]
+    loss = valf.DeferredReweightingLoss(counts, beta=0.9)
+    callback = valf.DeferredReweighting(loss, warmup_epochs=3)
+    balanced = ref.class_balanced_weights(counts, 0.9)
+    for epoch in (5, 0, 2, 3, 1, 4):  # in any order, as after a resume
+        callback.on_epoch_begin(epoch)
+        expected = ref.drw_weights(counts, 0.9, epoch, 3)
+        np.testing.assert_allclose(loss.get_class_weights(), expected, rtol=1e-6)
+    logs = {}
+    callback.on_epoch_end(2, logs)  # after the third epoch: the fourth trains balanced
+    np.testing.assert_allclose(loss.get_class_weights(), balanced, rtol=1e-6)
+    assert callback.history == [{"epoch": 2, "updated": True, **logs}]
+    assert sorted(logs) == ["weight_0", "weight_1", "weight_2"]
+
+
+# -- inside model.fit, learning rate 0 ------------------------------------------------------
+
+
+def fixed_fit(loss, callback, x, y, *, epochs, initial_epoch=0, model=None):
+    """Fit the fixed softmax model of fit_probe (learning rate 0) and return the reported
+    loss per epoch, the model and its predictions."""
+    from tests.library.fit_probe import fixed_softmax_model
+
+    model = model or fixed_softmax_model("auto", loss)
+    history = model.fit(
+        x,
+        y,
+        batch_size=len(y),
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,
+        verbose=0,
+        callbacks=[callback],
+    )
+    return history.history["loss"], model, model.predict(x, verbose=0).astype(np.float64)
+
+
+def drw_data():
+    rng = np.random.default_rng(6)
+    counts = (24, 4, 8)
+    y = rng.permutation(np.repeat([0, 1, 2], counts))
+    return counts, rng.normal(size=(len(y), 3)).astype("float32"), y
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("warmup", [0, 2])
+def test_drw_in_fit_is_uniform_for_the_warmup_then_class_balanced(warmup):
+    counts, x, y = drw_data()
+    loss = valf.DeferredReweightingLoss(counts, beta=0.999, gamma=0.0)
+    callback = valf.DeferredReweighting(loss, warmup_epochs=warmup)
+    reported, _, probs = fixed_fit(loss, callback, x, y, epochs=4)
+    for epoch, value in enumerate(reported):
+        weights = ref.drw_weights(counts, 0.999, epoch, warmup)
+        expected = ref.wcce(y, probs, weights).mean()
+        assert abs(value - expected) < 2e-5 * expected, (epoch, value, expected)
+    if warmup:  # the switch changed the loss
+        assert abs(reported[0] - reported[-1]) > 0.01
+    assert [row["updated"] for row in callback.history] == [e + 1 >= warmup for e in range(4)]
+
+
+@pytest.mark.slow
+def test_drw_resumed_fit_switches_by_epoch_not_by_a_counter():
+    counts, x, y = drw_data()
+    loss = valf.DeferredReweightingLoss(counts, beta=0.999, gamma=2.0)
+    first = valf.DeferredReweighting(loss, warmup_epochs=3)
+    reported, model, probs = fixed_fit(loss, first, x, y, epochs=2)
+    # A new callback (its history restored, as the study's training state does) and a loss
+    # still holding the uniform weights: epochs 3 and 4 (0-based 2, 3) straddle the switch.
+    second = valf.DeferredReweighting(loss, warmup_epochs=3)
+    second.history = list(first.history)
+    resumed, _, _ = fixed_fit(loss, second, x, y, epochs=5, initial_epoch=2, model=model)
+    reported += resumed
+    expected = [
+        ref.focal(y, probs, 2.0, ref.drw_weights(counts, 0.999, e, 3)).mean() for e in range(5)
+    ]
+    np.testing.assert_allclose(reported, expected, rtol=2e-5)
+    assert [row["epoch"] for row in second.history] == [0, 1, 2, 3, 4]
+    # Restored weights that disagree with the epoch are overridden at the epoch's start.
+    loss.use_balanced_weights(True)
+    third = valf.DeferredReweighting(loss, warmup_epochs=3)
+    again, _, _ = fixed_fit(loss, third, x, y, epochs=2, initial_epoch=1, model=model)
+    np.testing.assert_allclose(again, expected[1:2], rtol=2e-5)
+
+
+@pytest.mark.slow
+def test_cdb_resumed_fit_continues_from_the_saved_weights_and_history():
+    from tests.library.fit_probe import cdb_validation_data
+
+    x_val, y_val = cdb_validation_data()
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=(30, 3)).astype("float32"), rng.integers(0, 3, 30)
+    loss = valf.ClassDifficultyBalancedLoss(C, gamma=2.0, tau=1.5)
+    callback = valf.ClassDifficultyWeights(loss, (x_val, y_val), class_names=["A", "B", "H"])
+    reported, _, probs = fixed_fit(loss, callback, x, y, epochs=2)
+    saved_weights, saved_history = loss.get_class_weights().tolist(), list(callback.history)
+    weights = ref.cdb_weights([1.0, 0.6, 0.3], 1.5)
+    assert saved_weights[0] == 0
+    np.testing.assert_allclose(saved_weights, weights, rtol=1e-6, atol=1e-7)
+    assert saved_history[-1]["val_acc_A"] == 1.0 and saved_history[-1]["weight_A"] == 0.0
+
+    # A fresh loss, model and callback restored as the study's training state restores them.
+    restored = valf.ClassDifficultyBalancedLoss(C, gamma=2.0, tau=1.5)
+    restored.set_class_weights(saved_weights)
+    again = valf.ClassDifficultyWeights(restored, (x_val, y_val), class_names=["A", "B", "H"])
+    again.history = saved_history
+    resumed, _, _ = fixed_fit(restored, again, x, y, epochs=4, initial_epoch=2)
+    expected = [ref.focal(y, probs, 2.0, w).mean() for w in (np.ones(3), weights)]
+    np.testing.assert_allclose(reported, expected, rtol=2e-5)
+    np.testing.assert_allclose(resumed, [expected[1]] * 2, rtol=2e-5)
+    assert [row["epoch"] for row in again.history] == [0, 1, 2, 3]

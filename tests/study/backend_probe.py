@@ -8,6 +8,10 @@ backend, in a process of its own (``KERAS_BACKEND=jax python -m tests.backend_pr
   the first epoch on); ``VALF_PROBE_JIT=1`` compiles the train step with ``jit_compile=True``.
   Printed: the loss Keras reports for each epoch, the weights the callback set after each
   epoch, the labels and the predictions, for the test to recompute with NumPy;
+- the same for CDB (:class:`valf.reweighting.ClassDifficultyWeights`, dynamic tau, warm-up 2,
+  one class at validation accuracy 1, so weight 0) and DRW
+  (:class:`valf.reweighting.DeferredReweighting`, warm-up 2), from
+  :mod:`tests.library.fit_probe`;
 - the first augmented batch of :class:`valf_study.data.pipeline.ImageBatches` over a few generated
   images, seed 3, as a SHA-256 of its pixels and labels;
 - whether TensorFlow was imported.
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.library.fit_probe import valf_epochs
+from tests.library.fit_probe import cdb_epochs, drw_epochs, valf_epochs
 
 
 def first_augmented_batch():
@@ -54,9 +58,12 @@ def first_augmented_batch():
 def main():
     import keras
 
+    jit_compile = os.environ.get("VALF_PROBE_JIT") == "1"
     result = {
         "backend": keras.backend.backend(),
-        "valf": valf_epochs(os.environ.get("VALF_PROBE_JIT") == "1"),
+        "valf": valf_epochs(jit_compile),
+        "cdb": cdb_epochs(jit_compile),
+        "drw": drw_epochs(jit_compile),
         "batch": first_augmented_batch(),
     }
     result["tensorflow_imported"] = "tensorflow" in sys.modules

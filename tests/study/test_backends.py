@@ -1,6 +1,6 @@
-"""Every Keras backend: the adaptive weights are state the compiled train step reads (TensorFlow
-with and without XLA, JAX jitted, PyTorch), the same seed gives the same augmented batch, and a
-run swept on JAX or PyTorch trains without TensorFlow installed.
+"""Every Keras backend: the adaptive weights (VALF's, CDB's, DRW's) are state the compiled train
+step reads (TensorFlow with and without XLA, JAX jitted, PyTorch), the same seed gives the same
+augmented batch, and a run swept on JAX or PyTorch trains without TensorFlow installed.
 
 Keras fixes its backend at import, so each backend runs in a process of its own
 (``tests/study/backend_probe.py``, or a sweep's runs); JAX and PyTorch run with TensorFlow's import
@@ -20,7 +20,13 @@ import pytest
 
 import valf
 from tests import reference
-from tests.library.fit_probe import expected_losses
+from tests.library.fit_probe import (
+    EPOCHS,
+    WARMUP_EPOCHS,
+    cdb_expected,
+    drw_expected,
+    expected_losses,
+)
 from valf.reweighting import ValidationAdaptiveWeights, track_class_weights
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +84,29 @@ def test_each_epoch_trains_with_the_weights_set_after_the_one_before(probes, nam
     # The weights did move, so a frozen first value could not pass.
     assert np.ptp(np.asarray(in_force), axis=0).max() > 0.3
     assert np.ptp(expected) > 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
+@pytest.mark.parametrize("loss", ["cdb", "drw"])
+def test_cdb_and_drw_train_with_the_weights_their_callbacks_set(probes, name, loss):
+    # As above, for the prior art: uniform weights for the first WARMUP_EPOCHS epochs, then
+    # CDB's weights (from validation accuracies 1.0, 0.6, 0.3: class 0 weighs 0) or DRW's
+    # class-balanced ones, each recomputed here with NumPy.
+    probe = probes[name][loss]
+    assert probe["jit_compile"] == (name == "tensorflow-xla")
+    if loss == "cdb":
+        expected, in_force, accuracy = cdb_expected(probe)
+        np.testing.assert_allclose(accuracy, [1.0, 0.6, 0.3])
+        assert in_force[-1][0] == 0
+    else:
+        expected, in_force = drw_expected(probe)
+    np.testing.assert_allclose(probe["reported_loss"], expected, rtol=2e-5)
+    np.testing.assert_allclose(
+        probe["weights_after_epoch"][:-1], np.asarray(in_force[1:]), rtol=1e-6, atol=1e-7
+    )
+    assert probe["updated"] == [e + 1 >= WARMUP_EPOCHS for e in range(EPOCHS)]
+    assert np.ptp(expected) > 0.01  # the weights did change within the fit
 
 
 @pytest.mark.slow
