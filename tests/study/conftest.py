@@ -11,6 +11,7 @@ CHAPTERS = (
     "method",
     "data",
     "results",
+    "real",
     "errors",
     "weights",
     "ablations",

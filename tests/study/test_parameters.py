@@ -49,7 +49,7 @@ def test_unknown_names_get_the_closest_valid_one():
         (
             "loss",
             "focal",
-            r"must be one of \['CCE', 'WCCE', 'FL', 'CB', 'CEFL', 'CEFL2', 'DWFL', "
+            r"must be one of \['CCE', 'WCCE', 'FL', 'CB', 'CEFL', 'CEFL2', 'DWFL', 'DRW', 'CDB', "
             r"'VALF'\], received 'focal'",
         ),
         ("backbone", "ResNet", r"must be one of \[.*'ResNet50'.*\].*Did you mean 'ResNet50'\?"),

@@ -227,7 +227,8 @@ def test_the_project_studies_load(path, tmp_path):
 def test_the_quick_study_is_the_paper_s_grid_with_both_readings_of_eq_7(tmp_path):
     _plan = make_plan(load_study(STUDIES / "quick.yaml", runs_root=tmp_path))
     runs, waiting = _plan.runs, _plan.waiting
-    assert not waiting and len(runs) == 6 * 2 * 3  # CCE, WCCE, FL, DWFL, VALF at two rates
+    # CCE, WCCE, FL, DWFL, DRW, CDB, VALF at two rates
+    assert not waiting and len(runs) == 8 * 2 * 3
     assert {r.params["dataset"] for r in runs} == {"synthetic"}
     from valf_study.run.parameters import method_label
 
@@ -236,13 +237,15 @@ def test_the_quick_study_is_the_paper_s_grid_with_both_readings_of_eq_7(tmp_path
         "WCCE",
         "FL",
         "DWFL",
+        "DRW",
+        "CDB",
         "VALF (r=0.01)",
         "VALF (r=1)",
     }
     # the cross-validated protocol: the same grid, every fold, every image tested once a seed
     _plan = make_plan(load_study(STUDIES / "quick-cv.yaml", runs_root=tmp_path))
     cv, _ = _plan.runs, _plan.waiting
-    assert len(cv) == 36 * 5 and {r.params["split"] for r in cv} == {"kfold"}
+    assert len(cv) == 48 * 5 and {r.params["split"] for r in cv} == {"kfold"}
 
 
 def test_the_command_line_rejects_a_typo_before_any_run(tmp_path, capsys):
@@ -295,7 +298,7 @@ def test_the_paper_takes_each_backbone_s_learning_rate_from_lr_selection(tmp_pat
         run.run_dir.mark_done()
     _plan = make_plan(paper)
     runs, waiting = _plan.runs, _plan.waiting
-    assert not waiting and len(runs) == 5 * 6 * 2 * 3  # backbones x methods x mags x seeds
+    assert not waiting and len(runs) == 5 * 8 * 2 * 3  # backbones x methods x mags x seeds
     assert {(r.params["backbone"], r.params["learning_rate"]) for r in runs} == {
         (b, best.get(b, 1e-4))
         for b in ("ResNet50", "EfficientNetV2B3", "DenseNet121", "InceptionV3", "ConvNeXtTiny")

@@ -15,6 +15,7 @@ __all__ = [
     "SPLITS",
     "check_fractions",
     "check_no_group_leakage",
+    "counted_split",
     "group_kfold_split",
     "grouped_split",
     "training_folds_split",
@@ -231,3 +232,48 @@ def training_folds_split(frame, n_folds=5, fold=0, seed=0, *, group, label, with
 
 def _worlds(frame, within):
     return frame.groupby(list(within), sort=True) if within else [((), frame)]
+
+
+def counted_split(frame, counts, seed=0, *, group, label):
+    """A seeded split with a fixed number of images per class in the held-out splits: each
+    class gives ``counts[split]`` images to each split named there (say ``{"test": 100, "val":
+    25}``: balanced and of known size whatever the class's share), the rest to ``train``.
+
+    Groups are never divided: within each class the groups are shuffled and assigned whole, in
+    that order, to the first held-out split that still needs images (a group that would
+    overshoot goes on to the next split, or to training), so a split may hold a little less
+    than asked when the groups do not fit exactly. A class without enough images for the
+    held-out splits is an error.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"image": range(30), "label": [0] * 20 + [1] * 10})
+    >>> split = counted_split(frame, {"test": 4, "val": 2}, group="image", label="label")
+    >>> split.groupby(["label", "split"]).size().tolist()  # test, train, val of each class
+    [4, 14, 2, 4, 4, 2]
+    """
+    wanted = {split: int(n) for split, n in counts.items()}
+    unknown = sorted(set(wanted) - {"val", "test"})
+    if unknown or any(n < 0 for n in wanted.values()):
+        raise ValueError(f"`counts` must give images per class for 'val' and/or 'test': {counts}")
+    rng = np.random.default_rng(seed)
+    table = frame.groupby(group, sort=True)[label].agg(["first", "size"])
+    assignment = {}
+    for value, members in table.groupby("first", sort=True):
+        if members["size"].sum() <= sum(wanted.values()):
+            raise DataError(
+                f"Class {value!r} has {members['size'].sum()} images, not more than the "
+                f"{sum(wanted.values())} the held-out splits take ({counts})."
+            )
+        filled = dict.fromkeys(wanted, 0)
+        for name in members.index[rng.permutation(len(members))]:
+            size = members.loc[name, "size"]
+            target = next((s for s in wanted if filled[s] + size <= wanted[s]), "train")
+            if target != "train":
+                filled[target] += size
+            assignment[name] = target
+    result = frame.copy()
+    result["split"] = result[group].map(assignment)
+    check_no_group_leakage(result, group)
+    return result

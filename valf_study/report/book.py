@@ -21,9 +21,18 @@ ENVIRONMENT = {
     "results": "VALF_BOOK_RESULTS",
     "runs_root": "VALF_BOOK_RUNS",
     "studies": "VALF_BOOK_STUDIES",
+    "real": "VALF_BOOK_REAL",
 }
 
-__all__ = ["BookStudy", "load", "load_if_complete", "settings", "settings_file"]
+__all__ = [
+    "BookStudy",
+    "load",
+    "load_if_complete",
+    "load_named",
+    "load_real",
+    "settings",
+    "settings_file",
+]
 
 
 def settings_file():
@@ -43,6 +52,7 @@ def settings(**overrides):
         "results": "results",
         "runs_root": "runs",
         "studies": "studies",
+        "real": ["br35h", "mnist-lt"],
         **(values or {}),
     }
     for key, variable in ENVIRONMENT.items():
@@ -52,7 +62,18 @@ def settings(**overrides):
     for key in ("ablations", "cv"):  # a book may show no ablations or second protocol
         if str(values.get(key)).lower() in ("", "none", "null"):
             values[key] = None
+    values["real"] = _names(values.get("real"))
     return values
+
+
+def _names(value):
+    """A list of study names from a list, or from a string of names separated by spaces or
+    commas (``none`` or empty: no study)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return [str(name) for name in value if str(name).lower() not in ("none", "null")]
 
 
 @dataclass
@@ -117,6 +138,15 @@ class BookStudy:
         )
 
     @property
+    def setting_columns(self):
+        """What makes a setting of this study, besides the method: backbone and magnification,
+        and the imbalance ratio where the main grid varies it (long-tailed MNIST)."""
+        columns = [c for c in ("backbone", "magnification") if c in self.runs]
+        if "imbalance_ratio" in self.runs and self.done["imbalance_ratio"].nunique() > 1:
+            columns.append("imbalance_ratio")
+        return columns
+
+    @property
     def done(self):
         return self.runs[self.runs["status"] == "done"]
 
@@ -154,14 +184,34 @@ class BookStudy:
 def load(which="study", **overrides):
     """The tables of the book's main study (``which="study"``), its ablations
     (``"ablations"``) or its cross-validated protocol (``"cv"``)."""
+    config = settings(**overrides)
+    name = config[which]
+    if name is None:
+        raise FileNotFoundError(f"The book shows no {which} study (book/study.yml).")
+    return load_named(name, **overrides)
+
+
+def load_real(**overrides):
+    """The studies on real images the book shows (``real`` in book/study.yml) that have a
+    complete run, in the order listed."""
+    found = []
+    for name in settings(**overrides)["real"]:
+        try:
+            loaded = load_named(name, **overrides)
+        except (FileNotFoundError, ValueError):
+            continue
+        if len(loaded.done):
+            found.append(loaded)
+    return found
+
+
+def load_named(name, **overrides):
+    """The tables of the study ``name``, read where the book's settings say."""
     from valf_study.data.dataset import get
     from valf_study.studies.results import load_results
     from valf_study.studies.spec import find_study_file, load_study
 
     config = settings(**overrides)
-    name = config[which]
-    if name is None:
-        raise FileNotFoundError(f"The book shows no {which} study (book/study.yml).")
     root = project.root()
     tables = load_results(name, out=root / config["results"])
     study = load_study(find_study_file(name, root / config["studies"]), root / config["runs_root"])

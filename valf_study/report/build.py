@@ -126,11 +126,10 @@ def page_inputs(page, config):
     if "valf_study.report.book" in modules:  # the page loads results
         root = project.root()
         inputs["book settings"] = settings_file()
-        for key in _shown(config):
-            folder = root / config["results"] / config[key]
-            inputs.update({f"results {config[key]}/{p.name}": p for p in sorted(folder.glob("*"))})
-            study_file = root / config["studies"] / f"{config[key]}.yaml"
-            inputs[f"study {config[key]}"] = study_file
+        for name in _shown(config):
+            folder = root / config["results"] / name
+            inputs.update({f"results {name}/{p.name}": p for p in sorted(folder.glob("*"))})
+            inputs[f"study {name}"] = root / config["studies"] / f"{name}.yaml"
     if "valf_study.report.tables" in modules:
         from valf_study.report.tables import PAPER_TABLE
 
@@ -139,13 +138,13 @@ def page_inputs(page, config):
 
 
 def _shown(config):
-    """The settings keys of the studies the book shows: main, ablations (unless ``none``), and
-    the cross-validated protocol when its study file exists."""
-    keys = ["study"] + (["ablations"] if config.get("ablations") else [])
+    """The names of the studies the book shows: main, ablations (unless ``none``), the
+    cross-validated protocol and the studies on real images when their study files exist."""
+    names = [config["study"]] + ([config["ablations"]] if config.get("ablations") else [])
     studies = project.root() / config["studies"]
-    if config.get("cv") and (studies / f"{config['cv']}.yaml").is_file():
-        keys.append("cv")
-    return keys
+    optional = ([config["cv"]] if config.get("cv") else []) + list(config.get("real") or [])
+    names += [name for name in optional if (studies / f"{name}.yaml").is_file()]
+    return list(dict.fromkeys(names))
 
 
 def _fingerprint(inputs, config):
@@ -220,6 +219,13 @@ def render_run_notebooks(runs, out):
     return written
 
 
+def _as_variable(value):
+    """A setting as a ``VALF_BOOK_*`` variable holds it (a list as names separated by spaces)."""
+    if isinstance(value, list):
+        return " ".join(value) or "none"
+    return str(value or "none")
+
+
 def _nothing_to_show(study):
     return (
         f"The study {study!r} has no complete run yet, so the book has nothing to show. Run "
@@ -227,7 +233,7 @@ def _nothing_to_show(study):
     )
 
 
-def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **overrides):
+def build(study=None, ablations=None, cv=None, real=None, output=None, out=sys.stdout, **overrides):
     """Collect the results of the studies shown and build the book; return the index path.
 
     ``output`` is the folder that receives ``_build`` (default: the project root);
@@ -239,12 +245,12 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
     from valf_study.studies.spec import find_study_file
 
     root = project.root()
-    config = settings(study=study, ablations=ablations, cv=cv, **overrides)
+    config = settings(study=study, ablations=ablations, cv=cv, real=real, **overrides)
     if not (root / config["runs_root"]).is_dir():
         raise ValueError(_nothing_to_show(config["study"]))
-    for key in _shown(config):
+    for name in _shown(config):
         write_results(
-            find_study_file(config[key], root / config["studies"]),
+            find_study_file(name, root / config["studies"]),
             root / config["runs_root"],
             root / config["results"],
         )
@@ -258,7 +264,7 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
     print(f"pages to execute: {len(stale)} of {len(keys)}", file=out, flush=True)
     environment = {
         **os.environ,
-        **{variable: str(config[key] or "none") for key, variable in ENVIRONMENT.items()},
+        **{variable: _as_variable(config[key]) for key, variable in ENVIRONMENT.items()},
     }
     command = [
         str(Path(sys.executable).parent / "jupyter-book"),
@@ -272,8 +278,8 @@ def build(study=None, ablations=None, cv=None, output=None, out=sys.stdout, **ov
     print(" ".join(command), file=out, flush=True)
     subprocess.run(command, check=True, env=environment, cwd=root)
     (build_dir / STAMP).write_text(json.dumps(keys, indent=1))  # only after a good build
-    for key in _shown(config):  # after the build: Sphinx owns _build/html
-        runs = pd.read_parquet(root / config["results"] / config[key] / "runs.parquet")
+    for name in _shown(config):  # after the build: Sphinx owns _build/html
+        runs = pd.read_parquet(root / config["results"] / name / "runs.parquet")
         render_run_notebooks(runs, build_dir / "html" / "runs")
     index = build_dir / "html" / "index.html"
     print(f"The book: {index}", file=out)

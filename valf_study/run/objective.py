@@ -123,6 +123,32 @@ def _valf(params, counts):
     )
 
 
+def _drw(params, counts):
+    from valf.losses import DeferredReweightingLoss
+
+    return DeferredReweightingLoss(counts, beta=params["drw_beta"], gamma=params["gamma"])
+
+
+def _cdb(params, counts):
+    from valf.losses import ClassDifficultyBalancedLoss
+
+    return ClassDifficultyBalancedLoss(len(counts), gamma=params["gamma"], tau=params["cdb_tau"])
+
+
+def _drw_callback(params, loss, validation_data, training_data, class_names):
+    from valf.reweighting import DeferredReweighting
+
+    return DeferredReweighting(loss, warmup_epochs=params["warmup_epochs"], class_names=class_names)
+
+
+def _cdb_callback(params, loss, validation_data, training_data, class_names):
+    from valf.reweighting import ClassDifficultyWeights
+
+    return ClassDifficultyWeights(
+        loss, validation_data, warmup_epochs=params["warmup_epochs"], class_names=class_names
+    )
+
+
 def _dwfl_callback(params, loss, validation_data, training_data, class_names):
     from valf.reweighting import DynamicWeights
 
@@ -165,6 +191,22 @@ LOSSES = {
             _dwfl,
             ("gamma", "prior", "dwfl_smoothing"),
             callback=_dwfl_callback,
+        ),
+        Loss(
+            "DRW",
+            "focal loss, uniform weights until the warm-up ends, then class-balanced ones "
+            "(Cao et al. 2019)",
+            _drw,
+            ("gamma", "drw_beta", "warmup_epochs"),
+            callback=_drw_callback,
+        ),
+        Loss(
+            "CDB",
+            "focal loss weighted by each class's validation difficulty, recomputed each epoch "
+            "(Sinha et al. 2020)",
+            _cdb,
+            ("gamma", "cdb_tau", "warmup_epochs"),
+            callback=_cdb_callback,
         ),
         Loss(
             "VALF",

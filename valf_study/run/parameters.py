@@ -249,6 +249,21 @@ def _fractions(value, name):
     return shares
 
 
+def _cdb_tau(value, name):
+    if value == "dynamic":
+        return value
+    if isinstance(value, str):
+        _fail(name, value, "a number > 0 or 'dynamic'")
+    return _float_check(0, low_open=True)(value, name)
+
+
+def _beta(value, name):
+    value = float(_number(value, name, "a number in [0, 1)"))
+    if not 0 <= value < 1:
+        _fail(name, value, "a number in [0, 1)")
+    return value
+
+
 def _jit(value, name):
     if value not in ("auto", True, False):
         _fail(name, value, '"auto", true or false')
@@ -278,20 +293,17 @@ def _synthetic(value, name):
 
 
 class _Parameter:
-    __slots__ = ("check", "default", "doc", "hashed", "name")
+    __slots__ = ("added", "check", "default", "doc", "hashed", "name")
 
-    def __init__(self, name, default, check, doc, hashed=True):
-        self.name, self.default, self.check, self.doc, self.hashed = (
-            name,
-            default,
-            check,
-            doc,
-            hashed,
-        )
+    def __init__(self, name, default, check, doc, hashed=True, added=False):
+        self.name, self.default, self.check, self.doc = name, default, check, doc
+        self.hashed, self.added = hashed, added
 
 
-def _p(name, default, check, doc, hashed=True):
-    return name, _Parameter(name, default, check, doc, hashed)
+def _p(name, default, check, doc, hashed=True, added=False):
+    """A parameter; ``added``: introduced after runs were recorded, so left out of the run id
+    where it does not apply (None), and every run recorded before it keeps its id."""
+    return name, _Parameter(name, default, check, doc, hashed, added)
 
 
 #: Every run parameter: name -> default, check, whether it enters the run id, and meaning.
@@ -408,6 +420,14 @@ PARAMETERS = dict(
         _p("warmup_epochs", 10, _int_check(), "VALF: epochs before the first update"),
         _p("rate", 0.01, _float_check(0, low_open=True), "VALF: update rate r (eq. 7)"),
         _p("dwfl_smoothing", 0.1, _float_check(0, low_open=True), "DWFL: smoothing s"),
+        _p(
+            "cdb_tau",
+            "dynamic",
+            _cdb_tau,
+            "CDB: exponent tau of the class difficulty, a number > 0 or 'dynamic'",
+            added=True,
+        ),
+        _p("drw_beta", 0.9999, _beta, "DRW: beta of the effective number", added=True),
     ]
 )
 
@@ -581,8 +601,15 @@ def check_class_lists(params, class_names):
 
 
 def parameter_hash(params):
-    """SHA-1 of the parameters that define a run (not where its files go), as hex."""
-    identity = {name: params[name] for name, spec in PARAMETERS.items() if spec.hashed}
+    """SHA-1 of the parameters that define a run (not where its files go), as hex.
+
+    A parameter added after runs were recorded enters only where it applies (not None), so
+    the runs recorded before it keep their ids."""
+    identity = {
+        name: params[name]
+        for name, spec in PARAMETERS.items()
+        if spec.hashed and not (spec.added and params[name] is None)
+    }
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(text.encode()).hexdigest()
 

@@ -22,13 +22,16 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
-import traceback
 from pathlib import Path
 
 from valf_study.files import now
 from valf_study.run.rundir import RunDirectory
+from valf_study.studies.notebook_run import (
+    execute_in_process,
+    exit_with_parent,
+    skip_unused_imports,
+)
 
 __all__ = ["execute_run", "run_environment", "threads_here"]
 
@@ -55,14 +58,7 @@ def execute_run(request):
         run.write_json(run.REQUEST, request)
         with open(log_path, "ab") as log:
             log.write(_header(run.name, threads, gpu).encode())
-            log.flush()
-            code = subprocess.run(
-                [sys.executable, "-m", "valf_study.studies.execute", str(run / run.REQUEST)],
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=request["cwd"],
-            ).returncode
+        code = _start(run, request, environment, log_path)
     except Exception as error:  # noqa: BLE001 - a run that cannot start is recorded, not raised
         failure = f"{type(error).__name__}: {error}"
     if code == 0 and run.is_done():
@@ -77,6 +73,24 @@ def execute_run(request):
         result.update(status="failed", error=failure)
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
+
+
+def _start(run, request, environment, log_path):
+    """Execute the run in processes of its own; return the executor's exit status: forked from
+    this worker's zygote (:mod:`valf_study.studies.zygote`), or a new Python."""
+    from valf_study.studies import zygote
+
+    if zygote.enabled():
+        starter = zygote.zygote_for(environment, run.path.parent / "_zygote.log")
+        return starter.execute(request, environment, log_path)
+    with open(log_path, "ab") as log:
+        return subprocess.run(
+            [sys.executable, "-m", "valf_study.studies.execute", str(run / run.REQUEST)],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=request["cwd"],
+        ).returncode
 
 
 def _status(run):
@@ -183,75 +197,12 @@ def _gpu_here(runs_per_gpu):
 # -- the child ----------------------------------------------------------------------------------
 
 
-def _exit_with_parent(interval=0.5):
-    """End this process when its parent does (a killed worker must not leave runs behind)."""
-    parent = os.getppid()
-
-    def watch():
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:
-                os._exit(3)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
-
-
-def _execute(request):
-    """Run the notebook for the request, under the run's lock; return the exit status."""
-    import papermill
-
-    run = RunDirectory(request["run_dir"])
-    with run.lock():  # waits while another process executes this run
-        run.hold(study=request.get("study"))
-        if run.is_done():
-            print(f"{run.name} is complete already; nothing to do.", flush=True)
-            return 0
-        try:
-            papermill.execute_notebook(
-                request["notebook"],
-                str(run / run.NOTEBOOK),
-                parameters=request["params"],
-                kernel_name=request["kernel"],
-                cwd=request["cwd"],
-                execution_timeout=request.get("timeout"),
-                progress_bar=False,
-                log_output=False,
-                request_save_on_cell_execute=True,
-                autosave_cell_every=10,
-                # Every cell has run and the run's files are written: a graceful shutdown
-                # would only poll the kernel for a second more.
-                shutdown_kernel="immediate",
-            )
-        except Exception as error:  # noqa: BLE001 - any failure of the run is recorded
-            if run.status().get("status") != "failed":
-                run.write_status("failed", _describe(error))
-            print(f"run {run.name} failed: {_describe(error)[-2000:]}", flush=True)
-            return 1
-        run.mark_done()
-        print(f"=== run {run.name} complete {now()}", flush=True)
-        return 0
-
-
-def _describe(error):
-    text = str(error).strip()
-    if not text:
-        text = "".join(traceback.format_exception(error))
-    return f"{type(error).__name__}: {text}"
-
-
-def _skip_unused_imports():
-    # nbformat validates notebooks with jsonschema, whose format checkers import
-    # rfc3987_syntax when it is installed (0.8 s of building a grammar, for "iri" formats no
-    # notebook schema uses); jsonschema goes on without them when the import fails.
-    sys.modules.setdefault("rfc3987_syntax", None)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    _exit_with_parent()
-    _skip_unused_imports()
+    exit_with_parent()
+    skip_unused_imports()
     request = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    return _execute(request)
+    return execute_in_process(request)
 
 
 if __name__ == "__main__":

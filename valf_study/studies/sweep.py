@@ -380,6 +380,9 @@ def _run_stages(plan, chosen, summary, request, workers, scheduler, runs_per_gpu
             client.close()
         if cluster is not None:
             cluster.close()
+        from valf_study.studies import zygote
+
+        zygote.close_all()  # the run starters of this process's workers
 
 
 def _check_kernel(kernel):
