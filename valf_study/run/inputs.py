@@ -8,7 +8,7 @@ import os
 __all__ = ["EVAL_BATCH_SIZE", "input_size", "run_datasets"]
 
 #: Batch size of prediction (validation, test, reweighting); it does not change any number.
-EVAL_BATCH_SIZE = 16
+EVAL_BATCH_SIZE = 64
 
 
 def input_size(params):
