@@ -6,17 +6,18 @@ at a time on an otherwise idle machine, alternating over ``--repeats`` rounds:
 - ``import``: a fresh Python importing what a run imports to train (Keras and its backend,
   albumentations, the run's modules);
 - ``direct``: a fresh Python calling :func:`valf_study.run.train.train` for the run (import, data,
-  model,
-  fit, evaluation, files);
-- ``sweep``: the same run exactly as the sweep executes it,
-  :func:`valf_study.studies.execute.execute_run`: a child process with the run's environment,
-  papermill, a new kernel running ``notebooks/train.ipynb`` (plus the figures and the saved
-  notebook);
+  model, fit, evaluation, files);
+- ``sweep-fresh`` and ``sweep-forked``: the same run exactly as a sweep's worker executes it,
+  one after another in one process (:func:`valf_study.studies.execute.execute_run`: papermill
+  and a kernel running ``notebooks/train.ipynb``, plus the figures and the saved notebook),
+  started from nothing (``VALF_ZYGOTE=0``: a new Python and a new kernel per run) or forked from
+  the worker's warm zygote (:mod:`valf_study.studies.zygote`; its first run, which starts the
+  zygote, is reported apart);
 
 each run's ``fit_seconds`` (``model.fit`` alone, the first epoch's compilation included) comes
-from its ``metrics.json``. It reports the medians and the ratios that matter: the sweep's cost
-over calling :func:`train` directly, and the *per-run overhead*, the share of a swept run's wall
-time that is not fitting (start-up, imports, data, evaluation, files, figures).
+from its ``metrics.json``. It reports the medians and the figure that matters: the *per-run
+overhead*, the seconds of a swept run that are not fitting (start-up, imports, data,
+evaluation, files, figures).
 
 ``--full`` then runs ``valf sweep`` over the whole study in a fresh folder (data generated
 anew, empty decode cache), as ``make study`` would on a fresh clone, and reports its wall time
@@ -57,14 +58,24 @@ from valf_study.run.train import train
 train(yaml.safe_load(open(sys.argv[1])), progress=False)
 """
 
+# One worker's loop: the same run executed ``repeats`` times in fresh run folders, each timed, as
+# a sweep's worker executes its runs one after another (with VALF_ZYGOTE=1 the first run also
+# starts the worker's zygote, which the later ones reuse).
 SWEPT = """
-import sys, yaml
+import json, sys, time, yaml
 from valf_study.studies.execute import execute_run
+from valf_study.studies import zygote
 params = yaml.safe_load(open(sys.argv[1]))
-result = execute_run({"params": params, "run_dir": sys.argv[2], "notebook": sys.argv[3],
-                      "kernel": sys.argv[4], "cwd": sys.argv[5], "timeout": None,
-                      "threads": int(sys.argv[6])})
-assert result["status"] == "ok", result
+for index in range(int(sys.argv[7])):
+    run_dir = sys.argv[2] + f"-{index}/" + sys.argv[8]
+    started = time.perf_counter()
+    result = execute_run({"params": {**params, "runs_root": sys.argv[2] + f"-{index}"},
+                          "run_dir": run_dir, "notebook": sys.argv[3],
+                          "kernel": sys.argv[4], "cwd": sys.argv[5], "timeout": None,
+                          "threads": int(sys.argv[6])})
+    assert result["status"] == "ok", result
+    print(json.dumps({"run_dir": run_dir, "wall": time.perf_counter() - started}), flush=True)
+zygote.close_all()
 """
 IMPORT = (
     "import keras, valf_study.run.train, valf_study.run.inputs, valf_study.data.pipeline, "
@@ -99,7 +110,8 @@ def run_record(run_dir):
 
 
 def one_run(study, scratch, kernel, repeats):
-    """Time import, direct train() and papermill for the study's first run."""
+    """Time import, direct train() and the swept run (started from nothing, and forked from a
+    warm zygote) for the study's first run."""
     _plan = make_plan(study)
     runs, _ = _plan.runs, _plan.waiting
     base = dict(runs[0].params)
@@ -113,47 +125,76 @@ def one_run(study, scratch, kernel, repeats):
                 "wall_seconds": timed([python, "-c", IMPORT], env=ONE_THREAD),
             }
         )
-        for mode in ("direct", "sweep"):
-            runs_root = scratch / f"{mode}-{round_}"
-            params = {**base, "runs_root": str(runs_root)}
-            params_file = scratch / f"{mode}-{round_}.yaml"
-            params_file.write_text(yaml.safe_dump(params))
-            run_dir = runs_root / runs[0].run_id
-            if mode == "direct":
-                command = [python, "-c", DIRECT, str(params_file)]
-            else:
-                command = [
-                    python,
-                    "-c",
-                    SWEPT,
-                    str(params_file),
-                    str(run_dir),
-                    str(ROOT / "notebooks" / "train.ipynb"),
-                    kernel,
-                    str(ROOT),
-                    "1",
-                ]
-            wall = timed(command, cwd=ROOT, env=ONE_THREAD)
+        runs_root = scratch / f"direct-{round_}"
+        params_file = scratch / f"direct-{round_}.yaml"
+        params_file.write_text(yaml.safe_dump({**base, "runs_root": str(runs_root)}))
+        wall = timed([python, "-c", DIRECT, str(params_file)], cwd=ROOT, env=ONE_THREAD)
+        rows.append(
+            {
+                "round": round_,
+                "mode": "direct",
+                "wall_seconds": wall,
+                **run_record(runs_root / runs[0].run_id),
+            }
+        )
+        print(f"round {round_} direct {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)", flush=True)
+    for mode, switch in (("sweep-fresh", "0"), ("sweep-forked", "1")):
+        params_file = scratch / f"{mode}.yaml"
+        params_file.write_text(yaml.safe_dump(base))
+        command = [
+            *(python, "-c", SWEPT, str(params_file), str(scratch / mode)),
+            *(str(ROOT / "notebooks" / "train.ipynb"), kernel, str(ROOT), "1"),
+            *(str(repeats + 1), runs[0].run_id),
+        ]
+        kwargs = {"preexec_fn": lambda: os.sched_setaffinity(0, {0})}
+        if not hasattr(os, "sched_setaffinity"):
+            kwargs = {}
+        output = subprocess.run(
+            command,
+            cwd=ROOT,
+            env={**ONE_THREAD, "VALF_ZYGOTE": switch},
+            capture_output=True,
+            text=True,
+            check=True,
+            **kwargs,
+        ).stdout
+        records = [line for line in output.splitlines() if line.startswith("{")]
+        for index, line in enumerate(records):
+            record = json.loads(line)
+            # The first run of a worker pays for starting its zygote once: it is reported, and
+            # the per-run figures are the later runs'.
             rows.append(
-                {"round": round_, "mode": mode, "wall_seconds": wall, **run_record(run_dir)}
+                {
+                    "round": index,
+                    "mode": mode if index else f"{mode}-first",
+                    "wall_seconds": record["wall"],
+                    **run_record(Path(record["run_dir"])),
+                }
             )
             print(
-                f"round {round_} {mode:6s} {wall:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
+                f"{rows[-1]['mode']:18s} {record['wall']:6.1f} s (fit {rows[-1]['fit_seconds']} s)",
                 flush=True,
             )
-    median = {
-        mode: statistics.median(r["wall_seconds"] for r in rows if r["mode"] == mode)
-        for mode in ("import", "direct", "sweep")
+
+    def median(mode, key="wall_seconds"):
+        values = [r[key] for r in rows if r["mode"] == mode]
+        return statistics.median(values) if values else float("nan")
+
+    modes = ("import", "direct", "sweep-fresh", "sweep-forked")
+    medians = {mode: median(mode) for mode in modes}
+    non_fit = {
+        mode: statistics.median(
+            r["wall_seconds"] - r["fit_seconds"] for r in rows if r["mode"] == mode
+        )
+        for mode in ("direct", "sweep-fresh", "sweep-forked")
     }
-    fit = statistics.median(r["fit_seconds"] for r in rows if r["mode"] == "sweep")
     return {
         "run": runs[0].run_id,
         "rows": rows,
-        "median_seconds": {**median, "fit": fit},
-        "sweep_over_direct": median["sweep"] / median["direct"],
-        "fit_share_of_swept_run": fit / median["sweep"],
-        "overhead_share_of_swept_run": 1 - fit / median["sweep"],
-        "non_fit_seconds_per_run": median["sweep"] - fit,
+        "median_seconds": {**medians, "fit": median("sweep-forked", "fit_seconds")},
+        "non_fit_seconds_per_run": non_fit,
+        "forked_over_fresh": medians["sweep-forked"] / medians["sweep-fresh"],
+        "first_forked_run_seconds": median("sweep-forked-first"),
     }
 
 
@@ -229,15 +270,18 @@ def main(argv=None):
             study = load_study(study_path, scratch / "runs")
             result["single_run"] = one_run(study, scratch, args.kernel, args.repeats)
             single = result["single_run"]
-            m = single["median_seconds"]
+            m, non_fit = single["median_seconds"], single["non_fit_seconds_per_run"]
             print(
                 f"\nmedians: import {m['import']:.1f} s, direct train() {m['direct']:.1f} s, "
-                f"swept {m['sweep']:.1f} s, fit {m['fit']:.1f} s"
+                f"swept from nothing {m['sweep-fresh']:.1f} s, forked {m['sweep-forked']:.1f} s, "
+                f"fit {m['fit']:.1f} s"
             )
             print(
-                f"swept / direct = {single['sweep_over_direct']:.2f}; per-run overhead "
-                f"{100 * single['overhead_share_of_swept_run']:.0f} % of a swept run "
-                f"({single['non_fit_seconds_per_run']:.1f} s is not fitting)"
+                "per-run seconds not fitting (start-up, data, evaluation, files): direct "
+                f"{non_fit['direct']:.1f}, swept from nothing {non_fit['sweep-fresh']:.1f}, "
+                f"forked {non_fit['sweep-forked']:.1f}; forked / from nothing = "
+                f"{single['forked_over_fresh']:.2f} (a worker's first forked run "
+                f"{single['first_forked_run_seconds']:.1f} s, its zygote starting)"
             )
         if args.full:
             full = full_study(study_path, scratch / "full", args.workers, args.kernel)
