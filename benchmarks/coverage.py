@@ -230,6 +230,9 @@ def repetition(simulator, rng, n_resamples, extra_seeds=400):
         "new_df": new.df,
         "p_new": new.p_value,
         "p_split": new.p("split"),
+        "shared_variance": new.shared_variance,
+        "within_variance": new.within_variance,
+        "units": new.units,
     }
     if simulator.s.clustered:
         images = seed_and_image_interval(

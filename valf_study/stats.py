@@ -31,12 +31,21 @@ seeds of each seed's own bootstrap variance, :math:`w \\approx (\\sigma^2_\\text
 
     \\widehat{\\operatorname{Var}}(\\bar d) = \\frac{s^2}{S} + \\hat v_\\text{data}
 
-counts the interaction once (in :math:`s^2`; adding the plain :math:`v` counted it twice). The
-interval is Student-t with Welch-Satterthwaite degrees of freedom from :math:`S - 1` (seeds) and
-:math:`n - 1` (test units). The test units are the predictions' groups (LungHist700's patients,
-a folder's groups) when a group holds several images, resampled as clusters; single images
-otherwise. Bootstrap variances are multiplied by :math:`n/(n - 1)`, the plug-in bootstrap's
-shortfall, which matters with four patients. A resample's macro average runs over the classes it
+counts the interaction once (in :math:`s^2`; adding the plain :math:`v` counted it twice). In
+the terms of a two-way analysis of variance of seeds by test units, :math:`s^2/S`, :math:`v` and
+:math:`(w - v)/(S - 1)` are the mean squares of seeds, units and their interaction over
+:math:`Sn`. The interval is Student-t with the Welch-Satterthwaite degrees of freedom of the two
+parts, :math:`S - 1` for :math:`s^2/S` and :math:`n - 1` for :math:`\\hat v_\\text{data}`
+(seeds only when it is 0). Satterthwaite over all three mean squares, the interaction
+subtracted with :math:`(S - 1)(n - 1)`, was tried: it gave too few degrees of freedom
+(coverage 0.96-0.98 in ``benchmarks/coverage.py``), the two-part version 0.93-0.95.
+
+The test units are the predictions' groups (LungHist700's patients, a folder's groups) when a
+group holds several images, resampled as clusters; single images otherwise. Bootstrap variances
+are multiplied by :math:`1/(1 - \\sum_g h_g^2)`, with :math:`h_g` unit g's share of the test
+images: the plug-in bootstrap's shortfall, :math:`n/(n - 1)` for equal units, larger for unequal
+ones (at 20x, one of LungHist700's four test patients holds 26 of the 48 images: 1.67 instead
+of 1.33). A resample's macro average runs over the classes it
 holds (a class absent from a resample is left out, not scored 0), on the scale of the whole test
 set, whose macro average runs over the study's class list, as each run's metrics do.
 ``benchmarks/coverage.py`` checks both intervals by simulation.
@@ -325,7 +334,8 @@ class TwoLevelEstimate:
         :math:`\\hat v_\\text{data}`: the variance of the mean from the test data, net of the
         interaction (with one seed: the whole bootstrap variance, interaction included).
     df : float
-        Welch-Satterthwaite degrees of freedom of the interval for new test data.
+        Welch-Satterthwaite degrees of freedom of the interval for new test data, from
+        :math:`S - 1` (seeds) and :math:`n - 1` (test units).
     seeds : int
     images : int
     units : int
@@ -457,10 +467,11 @@ def two_level_estimate(values, units, unit="image", images=None, correction=None
     unit_df = units - 1 if units > 1 else np.inf
     if seeds > 1:
         seed_variance = float(observed.var(ddof=1) / seeds)
-        image_variance = float(max((seeds * shared - within) / (seeds - 1), 0.0))
-        total = seed_variance + image_variance
-        denominator = seed_variance**2 / (seeds - 1) + image_variance**2 / unit_df
-        df = total**2 / denominator if denominator > 0 else np.inf
+        # v holds the data's part and the interaction's share (w - v)/(S - 1): the data's part
+        # is their difference, estimated with the degrees of freedom of both.
+        interaction = max((within - shared) / (seeds - 1), 0.0)
+        image_variance = float(max(shared - interaction, 0.0))
+        df = _satterthwaite_terms([(seed_variance, seeds - 1), (image_variance, unit_df)])
     else:
         seed_variance, image_variance, df = np.nan, shared, unit_df
     return TwoLevelEstimate(
@@ -475,6 +486,14 @@ def two_level_estimate(values, units, unit="image", images=None, correction=None
         shared_variance=shared,
         within_variance=within,
     )
+
+
+def _satterthwaite_terms(terms):
+    """Welch-Satterthwaite degrees of freedom of a sum of variance estimates (coefficient
+    included, so a subtracted one is negative), each with its own degrees of freedom."""
+    total = sum(value for value, _ in terms)
+    denominator = sum(value**2 / df for value, df in terms if df > 0 and np.isfinite(df))
+    return float(total**2 / denominator) if denominator > 0 else np.inf
 
 
 def _num_classes(labels, arms, num_classes):

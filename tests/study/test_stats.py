@@ -99,9 +99,12 @@ def test_the_interval_of_a_paired_difference_against_scikit_learn():
     assert estimate.shared_variance == pytest.approx(shared)
     assert estimate.within_variance == pytest.approx(within)
     # The test data's part with the interaction removed, and the interaction once.
-    assert estimate.image_variance == pytest.approx(max((3 * shared - within) / 2, 0))
-    assert estimate.interaction_variance == pytest.approx(max((within - shared) * 3 / 2, 0))
+    interaction = (within - shared) / 2  # its share of the seed mean, sigma²_int / (N S)
+    assert interaction > 0
+    assert estimate.image_variance == pytest.approx(shared - interaction)
+    assert estimate.interaction_variance == pytest.approx(interaction * 3)
     seed_part, image_part = estimate.seed_variance, estimate.image_variance
+    # Welch-Satterthwaite from the seeds' 2 and the images' 39 degrees of freedom.
     df = (seed_part + image_part) ** 2 / (seed_part**2 / 2 + image_part**2 / 39)
     assert estimate.df == pytest.approx(df)
     low, high = estimate.interval(0.95)
@@ -168,7 +171,7 @@ def test_the_classes_are_the_study_s_not_the_labels_present():
 def test_a_resample_missing_a_class_does_not_score_it_zero():
     labels = np.array([0] * 20 + [1] * 20 + [2])  # one image of class 2: absent from a third
     perfect = np.vstack([labels, labels])
-    estimate = stats.seed_and_image_interval(labels, perfect, num_classes=3, n_resamples=300)
+    estimate = stats.seed_and_image_interval(labels, perfect, n_resamples=300)
     assert estimate.mean == 1.0
     assert estimate.shared_variance == 0.0 and estimate.image_variance == 0.0
 
