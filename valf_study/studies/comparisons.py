@@ -63,6 +63,24 @@ estimated by resampling seeds and test data (:func:`analysis`).
 
 Under cross-validation (``split: kfold``) a seed's runs are its folds, and their test
 predictions are pooled: every image is tested once per seed.
+
+References
+----------
+- Bouthillier, X. et al. (2021). Accounting for variance in machine learning benchmarks.
+  MLSys 2021. https://doi.org/10.48550/arXiv.2103.03098
+- Agarwal, R. et al. (2021). Deep reinforcement learning at the edge of the statistical
+  precipice. NeurIPS 34. https://doi.org/10.48550/arXiv.2108.13264
+- Benavoli, A., Corani, G., Demšar, J., Zaffalon, M. (2017). Time for a change: a tutorial for
+  comparing multiple classifiers through Bayesian analysis. Journal of Machine Learning
+  Research 18, 1-36.
+- Demšar, J. (2006). Statistical comparisons of classifiers over multiple data sets. Journal
+  of Machine Learning Research 7, 1-30.
+- DerSimonian, R., Laird, N. (1986). Meta-analysis in clinical trials. Controlled Clinical
+  Trials 7(3), 177-188. https://doi.org/10.1016/0197-2456(86)90046-2
+- Holm, S. (1979). A simple sequentially rejective multiple test procedure. Scandinavian
+  Journal of Statistics 6(2), 65-70.
+- Lakens, D. (2017). Equivalence tests. Social Psychological and Personality Science 8(4),
+  355-362. https://doi.org/10.1177/1948550617697177
 """
 
 from __future__ import annotations
@@ -315,10 +333,18 @@ def _on_paper_data(runs):
 
 
 def _unit_name(unit, runs):
+    """What a test unit is called: an image, a patient (LungHist700 and the data in its layout,
+    whose groups are patients) or a group (a folder's)."""
     if unit == "image":
         return "image"
-    if "dataset" in runs and set(runs["dataset"].dropna()) == {"lunghist700"}:
-        return "patient"
+    if "dataset" in runs:
+        from valf_study.data.dataset import get
+
+        try:
+            if all(get(name).layout_of_lunghist700 for name in set(runs["dataset"].dropna())):
+                return "patient"
+        except ValueError:
+            pass
     return "group"
 
 
@@ -332,7 +358,7 @@ def paper_claims(paper=None):
     Examples
     --------
     >>> claims = paper_claims().set_index(["backbone", "magnification", "comparator"])
-    >>> round(claims.loc[("ResNet50", "20x", "FL"), "claim"], 3)
+    >>> round(float(claims.loc[("ResNet50", "20x", "FL"), "claim"]), 3)
     0.014
     """
     if paper is None:
@@ -625,8 +651,9 @@ def friedman_tests(runs, metric="f1"):
 
 def _best_counts(done, predictions, classes, reading, n_resamples, seed, replicates):
     """Observed and resampled numbers of settings where ``reading`` has the best mean macro-F1
-    of the paper's five losses: each replicate redraws the seeds (with replacement, paired by
-    seed) and the test units (one bootstrap resample, shared by the losses) of every setting."""
+    of the paper's five losses (strictly: a tie is no win, as in the paper's count): each
+    replicate redraws the seeds (with replacement, paired by seed) and the test units (one
+    bootstrap resample, shared by the losses) of every setting."""
     rng = np.random.default_rng(seed + 1)
     observed, counts, settings = 0, np.zeros(replicates, dtype=int), 0
     for _, part in done.groupby(list(SETTING), sort=True):
@@ -641,11 +668,12 @@ def _best_counts(done, predictions, classes, reading, n_resamples, seed, replica
         values = np.stack(
             [metric_of_weights("f1", labels, arms[m], resamples.weights, classes) for m in methods]
         )  # (methods, seeds, B + 1)
-        observed += int(np.argmax(values[:, :, 0].mean(axis=1)) == 0)
+        means = values[:, :, 0].mean(axis=1)
+        observed += int(means[0] > means[1:].max())  # best alone: a tie is no win (the paper's)
         drawn_seeds = rng.integers(0, len(seeds), (replicates, len(seeds)))
         drawn_resample = rng.integers(1, values.shape[2], replicates)
         means = values[:, drawn_seeds, drawn_resample[:, None]].mean(axis=2)  # (methods, R)
-        counts += np.argmax(means, axis=0) == 0
+        counts += means[0] > means[1:].max(axis=0)
     return observed, counts, settings
 
 
