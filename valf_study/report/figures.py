@@ -18,7 +18,9 @@ __all__ = [
     "plot_ablation",
     "plot_comparisons",
     "plot_confusions",
+    "plot_critical_difference",
     "plot_loss_curves",
+    "plot_p_values",
     "plot_reliability",
     "plot_update_replay",
     "plot_weight_trajectories",
@@ -269,4 +271,82 @@ def plot_ablation(runs, table, experiment, knob, metric="f1", hue=None, title=No
     )
     if hue:
         ax.legend(frameon=False, fontsize="small", title=hue)
+    return figure
+
+
+def plot_critical_difference(ranks, title=None):
+    """Critical-difference diagram (Demšar 2006) of one reading of VALF and the paper's other
+    losses: each method at its average rank over the settings (1 is best, on the left), the
+    Nemenyi critical difference as a bar, and a thick line from VALF to every method whose rank
+    does not differ from it by Holm's test against VALF.
+
+    ``ranks`` is the part of :func:`valf_study.report.tables.critical_difference_table` for one
+    ``valf_reading``.
+    """
+    ranks = ranks.sort_values("average_rank", kind="stable").reset_index(drop=True)
+    methods = len(ranks)
+    control = ranks["valf_reading"].iloc[0]
+    figure = Figure(figsize=(6.4, 0.32 * methods + 1.6), layout="constrained")
+    ax = figure.subplots()
+    ax.set_xlim(0.7, methods + 0.3)  # the best rank on the left
+    ax.set_ylim(-methods - 0.5, 1.6)
+    ax.set_yticks([])
+    for side in ("left", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.xaxis.set_ticks_position("top")
+    ax.set_xticks(range(1, methods + 1))
+    ax.set_xlabel("average rank over settings (1 = best macro-F1)")
+    ax.xaxis.set_label_position("top")
+    for i, row in ranks.iterrows():
+        y = -(i + 0.6)
+        ax.plot([row.average_rank, row.average_rank], [0, y], color="0.4", linewidth=0.8)
+        left = row.average_rank <= (methods + 1) / 2
+        end = 0.7 if left else methods + 0.3
+        ax.plot([row.average_rank, end], [y, y], color="0.4", linewidth=0.8)
+        weight = "bold" if row.method == control else "normal"
+        ax.text(
+            end,
+            y,
+            f" {row.method} ({row.average_rank:.2f}) ",
+            ha="right" if left else "left",
+            va="center",
+            fontsize="small",
+            fontweight=weight,
+        )
+    cd = float(ranks["critical_difference"].iloc[0])
+    if np.isfinite(cd):
+        ax.plot([1, 1 + cd], [1.1, 1.1], color="k", linewidth=2)
+        ax.text(1 + cd / 2, 1.25, f"CD = {cd:.2f}", ha="center", fontsize="small")
+    base = ranks.loc[ranks["method"] == control, "average_rank"].iloc[0]
+    same = ranks[(ranks["method"] != control) & ~ranks["different_from_valf"].astype(bool)]
+    if len(same):
+        reach = [base, *same["average_rank"]]
+        ax.plot([min(reach), max(reach)], [0.45, 0.45], color="C3", linewidth=4, alpha=0.7)
+    ax.set_title(
+        title
+        or f"{control} against the paper's losses ({int(ranks['settings'].iloc[0])} settings)",
+        fontsize="medium",
+    )
+    return figure
+
+
+def plot_p_values(p_values, alpha=0.05, bins=20, title="A/A control"):
+    """Histogram of p-values of comparisons with no true difference (the A/A control): flat,
+    at the dashed line, when the machinery is calibrated; the bar left of ``alpha`` holds its
+    false-positive rate."""
+    p_values = np.asarray(p_values, dtype=float)
+    p_values = p_values[np.isfinite(p_values)]
+    figure = Figure(figsize=(4.2, 3.0), layout="constrained")
+    ax = figure.subplots()
+    ax.hist(p_values, bins=bins, range=(0, 1), color="C0", alpha=0.8)
+    ax.axhline(len(p_values) / bins, color="0.3", linestyle="--", linewidth=0.8)
+    ax.axvline(alpha, color="C3", linewidth=0.8)
+    rate = float(np.mean(p_values < alpha)) if len(p_values) else np.nan
+    ax.set(
+        xlabel="p-value",
+        ylabel="comparisons",
+        xlim=(0, 1),
+        title=f"{title}: {rate:.1%} below {alpha:g} ({len(p_values)} comparisons)",
+    )
+    ax.title.set_fontsize("small")
     return figure

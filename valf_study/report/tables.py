@@ -3,13 +3,17 @@
 Every function takes the tidy tables and returns a DataFrame (or a pandas Styler); the book's
 pages only call them and glue their numbers.
 
-Uncertainty. A study's mean over seeds varies with the seeds and with the test images, which
-every seed shares; intervals state both (:func:`valf_study.stats.seed_and_image_interval`), at 95 %.
-AUC and ECE, which need the predicted probabilities, get Student-t intervals over seeds only,
-and say so. Beside the paper, one of the paper's runs is judged against the interval for *one*
-run of ours (:func:`valf_study.stats.prediction_interval`), on the same quantity: the paper's F1
-column is 2PR/(P+R) of macro precision and recall (``f1_of_means``), not the mean of
-per-class F1 (``f1``, the study's own measure).
+Uncertainty. A study's mean over seeds varies with the seeds and with the test data, which
+every seed shares; the summary's intervals are for new test data, so they cover both
+(:func:`valf_study.stats.seed_and_image_interval`, patients or a folder's groups resampled as
+clusters), at 95 %. AUC and ECE, which need the predicted probabilities, get Student-t intervals
+over seeds only, and say so. Intervals over cross-validation folds use Nadeau and Bengio's
+corrected resampled t (:func:`valf_study.stats.nadeau_bengio_interval`).
+
+Beside the paper, one of the paper's runs is judged against the interval for *one* run of ours
+(:func:`valf_study.stats.prediction_interval`), on the same quantity: the paper's F1 column is
+2PR/(P+R) of macro precision and recall (``f1_of_means``), not the mean of per-class F1
+(``f1``, the study's own measure).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from valf_study.run.backbones import PAPER_NAMES
 from valf_study.stats import (
     detectable_difference,
     mean_ci,
+    nadeau_bengio_interval,
     prediction_interval,
     seed_and_image_interval,
+    seeds_needed,
 )
-from valf_study.studies.comparisons import SETTING, seed_predictions
+from valf_study.studies.comparisons import SETTING, seed_predictions, study_classes
 from valf_study.studies.results import NO_MAGNIFICATION, experiment_runs
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "claimed_gains",
     "class_names",
     "compare_with_paper",
+    "critical_difference_table",
     "detectable_differences",
     "done",
     "f1_check",
@@ -47,7 +54,10 @@ __all__ = [
     "knob_order",
     "official_test_sizes",
     "one_image_f1_steps",
+    "paper_agreement",
     "per_class_recall",
+    "power_summary",
+    "power_table",
     "read_environments",
     "read_fig4_claims",
     "read_paper_table",
@@ -87,17 +97,24 @@ def shown(table, digits=3):
     return table.style.hide(axis="index").format(precision=digits, na_rep="–")
 
 
-def _group_row(part, predictions, metrics, n_resamples):
-    """Means and 95 % intervals of one group of runs (its seeds, folds pooled)."""
+def _group_row(part, predictions, metrics, n_resamples, num_classes):
+    """Means and 95 % intervals (new test data) of one group of runs (its seeds, folds
+    pooled)."""
     row = {"seeds": int(part["seed"].nunique()), "runs": len(part)}
     table = seed_predictions(part, predictions)
-    seeds = [c for c in table.columns if c != "label"]
+    seeds = [c for c in table.columns if c not in ("label", "group")]
     table = table.dropna()
     predicted = table[seeds].to_numpy(int).T
+    groups = table["group"].to_numpy() if "group" in table else None
     row["images"] = len(table)
     for metric in metrics:
         estimate = seed_and_image_interval(
-            table["label"].to_numpy(int), predicted, metric=metric, n_resamples=n_resamples
+            table["label"].to_numpy(int),
+            predicted,
+            metric=metric,
+            n_resamples=n_resamples,
+            groups=groups,
+            num_classes=num_classes,
         )
         low, high = estimate.interval(0.95)
         row.update(
@@ -123,15 +140,18 @@ def _group_row(part, predictions, metrics, n_resamples):
 def summary_table(
     runs, predictions, keys=(*SETTING, "method"), metrics=INTERVAL_METRICS, n_resamples=1000
 ):
-    """Mean and 95 % interval (seeds and test images) of each metric per ``keys`` group;
+    """Mean and 95 % interval (seeds and new test data) of each metric per ``keys`` group;
     ``best`` marks, descriptively, the method with the highest mean F1 in each setting.
 
-    Intervals are clipped to [0, 1], the range of every metric here.
+    Intervals are clipped to [0, 1], the range of every metric here. The macro averages run
+    over the study's class list (:func:`valf_study.studies.comparisons.study_classes`).
     """
     rows = []
-    for group, part in done(runs).groupby(list(keys), sort=False, dropna=False):
+    complete = done(runs)
+    classes = study_classes(complete, predictions) if len(complete) else None
+    for group, part in complete.groupby(list(keys), sort=False, dropna=False):
         key = dict(zip(keys, group if isinstance(group, tuple) else (group,)))
-        rows.append({**key, **_group_row(part, predictions, metrics, n_resamples)})
+        rows.append({**key, **_group_row(part, predictions, metrics, n_resamples, classes)})
     table = pd.DataFrame(rows)
     if table.empty or "f1_mean" not in table:
         return table
@@ -288,6 +308,9 @@ def compare_with_paper(runs, paper):
         for _, reported in match.iterrows():
             for metric, column in ours.items():
                 low, high = prediction_interval(part[column])
+                values = part[column].dropna()
+                n, sd = len(values), values.std(ddof=1) if len(values) > 1 else np.nan
+                scale = sd * np.sqrt(1 + 1 / n) if n > 1 else np.nan
                 rows.append(
                     {
                         "backbone": backbone,
@@ -296,14 +319,63 @@ def compare_with_paper(runs, paper):
                         "metric": metric,
                         "paper": reported[metric],
                         "ours": float(part[column].mean()),
+                        "sd": float(sd),
                         "pi_low": low,
                         "pi_high": high,
                         "runs": len(part),
                         "inside": bool(low <= reported[metric] <= high)
                         if np.isfinite(low)
                         else None,
+                        "residual": float((reported[metric] - values.mean()) / scale)
+                        if n > 1 and scale > 0
+                        else np.nan,
                     }
                 )
+    return pd.DataFrame(rows)
+
+
+def paper_agreement(comparison, confidence=0.95):
+    """How the paper's numbers sit beside ours, from :func:`compare_with_paper`'s table.
+
+    Each row's standardised residual is ``(paper - our mean) / (our sd sqrt(1 + 1/n))``
+    (``residual``), Student-t with ``n - 1`` degrees of freedom if the paper's run were one
+    more run like ours; outside the 95 % prediction interval exactly when its size passes the
+    t quantile. Per metric and per reading of VALF (the paper's baselines with that reading's
+    VALF rows, so each paper number counts once): how many numbers, their mean offset
+    ``paper - ours`` with a Student-t interval over the numbers (which treats them as
+    independent; numbers of one setting share its test data), the mean residual, and how many
+    lie outside the prediction interval against the 5 % expected, with a two-sided binomial
+    test (scipy's ``binomtest``).
+    """
+    from scipy.stats import binomtest
+
+    rows = []
+    if comparison.empty:
+        return pd.DataFrame(rows)
+    readings = sorted(m for m in set(comparison["method"]) if m.startswith("VALF")) or [None]
+    for metric, part in comparison.groupby("metric", sort=True):
+        for reading in readings:
+            chosen = part[~part["method"].str.startswith("VALF") | (part["method"] == reading)]
+            chosen = chosen[chosen["inside"].notna()]
+            if chosen.empty:
+                continue
+            offset = chosen["paper"] - chosen["ours"]
+            mean, half = mean_ci(offset, confidence)
+            outside = int((~chosen["inside"].astype(bool)).sum())
+            rows.append(
+                {
+                    "metric": metric,
+                    "valf_reading": reading or "none",
+                    "numbers": len(chosen),
+                    "mean_offset": mean,
+                    "offset_low": mean - half,
+                    "offset_high": mean + half,
+                    "mean_residual": float(chosen["residual"].mean()),
+                    "outside": outside,
+                    "expected_outside": 0.05 * len(chosen),
+                    "p_binomial": float(binomtest(outside, len(chosen), 0.05).pvalue),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -352,34 +424,155 @@ def weight_reach_table(runs):
     return grouped.agg(runs="size", mean="mean", min="min", max="max").reset_index()
 
 
+def _holm_levels(comparisons, alpha):
+    """The smallest and the largest level Holm's procedure tests a family of ``m`` at:
+    ``alpha / m`` (its first step) and ``alpha`` (its last)."""
+    m = max(int(comparisons["p_value"].notna().sum()) if "p_value" in comparisons else 1, 1)
+    return alpha / m, alpha
+
+
 def detectable_differences(comparisons, power=0.8, alpha=0.05):
-    """The smallest true difference in macro-F1 each comparison detects at ``power``."""
+    """The smallest true difference in macro-F1 each comparison detects with ``power``, at the
+    levels Holm's procedure actually tests it at.
+
+    Columns: ``detectable`` (at ``alpha / m``, Holm's first step over the ``m`` comparisons:
+    what a comparison needs to be the first rejected), ``detectable_last`` (at ``alpha``,
+    Holm's last step, reached only when every other comparison is rejected) and
+    ``detectable_unadjusted`` (at ``alpha`` as if alone: the same number as
+    ``detectable_last``, named for what it is), with ``level_first`` and ``level_last``.
+    """
+    first, last = _holm_levels(comparisons, alpha)
     table = comparisons[[*SETTING, "loss", "comparator", "seeds", "images"]].copy()
-    table["detectable"] = [
-        detectable_difference(se, df, power, alpha)
-        for se, df in zip(comparisons["standard_error"], comparisons["df"])
-    ]
+    se, df = comparisons["standard_error"], comparisons["df"]
+    table["level_first"], table["level_last"] = first, last
+    table["detectable"] = [detectable_difference(e, d, power, first) for e, d in zip(se, df)]
+    table["detectable_last"] = [detectable_difference(e, d, power, last) for e, d in zip(se, df)]
+    table["detectable_unadjusted"] = table["detectable_last"]
     return table
+
+
+def power_table(comparisons, power=0.8, alpha=0.05, claims=None):
+    """Power, stated honestly, for one protocol's comparisons (the official split's, or the
+    k-fold protocol's): per comparison, the detectable difference (``power``) at Holm's smallest
+    and largest level (``detectable_first``, ``detectable_last``); its floor as the seeds grow
+    with these test data fixed (S → ∞: only the test data's variance is left, with its
+    degrees of freedom; ``floor_first``, ``floor_last``); and the seeds needed to detect the
+    paper's claimed gain (``claim``, in the paper's F1; from the comparisons' ``claim``
+    column or ``claims``) at each level (``seeds_first``, ``seeds_last``; ``inf`` where the
+    floor is above the claim, NaN where there is no claim).
+
+    The standard error with S seeds is ``sqrt(s²/S + v_data)`` with ``s²`` one seed's variance
+    (``seed_variance * seeds``) and ``v_data`` the test data's (``image_variance``); the
+    degrees of freedom are Welch-Satterthwaite's from ``S - 1`` and ``units - 1``.
+    """
+    first, last = _holm_levels(comparisons, alpha)
+    table = comparisons[[*SETTING, "loss", "comparator", "seeds", "units"]].copy()
+    claim = comparisons["claim"] if claims is None and "claim" in comparisons else claims
+    table["claim"] = np.nan if claim is None else np.asarray(claim, dtype=float)
+    table["level_first"], table["level_last"] = first, last
+    rows = []
+    for row, claimed in zip(comparisons.itertuples(), table["claim"]):
+        data_df = row.units - 1 if row.units > 1 else np.inf
+        data = row.image_variance
+        per_seed = row.seed_variance * row.seeds if row.seeds > 1 else np.nan
+        found = {}
+        for name, level in (("first", first), ("last", last)):
+            found[f"detectable_{name}"] = detectable_difference(
+                row.standard_error, row.df, power, level
+            )
+            found[f"floor_{name}"] = detectable_difference(np.sqrt(data), data_df, power, level)
+            found[f"seeds_{name}"] = seeds_needed(per_seed, data, data_df, claimed, power, level)
+        rows.append(found)
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(rows)], axis=1)
+
+
+def power_summary(protocols, power=0.8, alpha=0.05):
+    """One row per protocol (``{"official split": comparisons, "5-fold": comparisons}``): the
+    median over comparisons of :func:`power_table`'s columns, and how many comparisons have a
+    claim their floor lies above (no number of seeds detects it)."""
+    rows = []
+    for name, comparisons in protocols.items():
+        if comparisons is None or not len(comparisons):
+            continue
+        table = power_table(comparisons, power, alpha)
+        claimed = table["claim"].notna()
+        rows.append(
+            {
+                "protocol": name,
+                "comparisons": len(table),
+                "seeds": int(table["seeds"].max()),
+                "units": int(table["units"].median()),
+                **{
+                    column: float(table[column].median())
+                    for column in (
+                        "detectable_first",
+                        "detectable_last",
+                        "floor_first",
+                        "floor_last",
+                    )
+                },
+                "claims": int(claimed.sum()),
+                "median_claim": float(table.loc[claimed, "claim"].median())
+                if claimed.any()
+                else np.nan,
+                "median_seeds_first": float(table.loc[claimed, "seeds_first"].median())
+                if claimed.any()
+                else np.nan,
+                "median_seeds_last": float(table.loc[claimed, "seeds_last"].median())
+                if claimed.any()
+                else np.nan,
+                "claims_below_floor_first": int(np.isinf(table.loc[claimed, "seeds_first"]).sum()),
+                "claims_below_floor_last": int(np.isinf(table.loc[claimed, "seeds_last"]).sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _test_train_ratio(members):
+    """Held-out over training images of cross-validation folds: the runs' recorded ``n_val``
+    over ``n_train`` where the runs table has them, else ``1 / (k - 1)`` for k folds."""
+    if {"n_val", "n_train"} <= set(members.columns):
+        ratio = (members["n_val"] / members["n_train"]).mean()
+        if np.isfinite(ratio) and ratio > 0:
+            return float(ratio)
+    k = int(members["n_folds"].iloc[0]) if "n_folds" in members else members["fold"].nunique()
+    return 1 / (k - 1) if k > 1 else np.nan
 
 
 def ablation_table(
     runs, predictions, experiment, knob, metrics=("f1", "accuracy"), by=(), n_resamples=1000
 ):
-    """Mean and 95 % interval (seeds and test images) of ``metrics`` for each value of
-    ``knob`` in ``experiment``.
+    """Mean and 95 % interval (seeds and new test data) of ``metrics`` for each value of
+    ``knob`` in ``experiment``, per magnification.
+
+    A seed of an experiment run at both magnifications is two runs on two test splits, so
+    the rows are always per magnification (``magnification`` is added to ``by`` when the
+    experiment has more than one and ``knob`` is not it): ``seeds`` counts seeds, ``runs``
+    the runs a row rests on, and the interval is the one for the mean of those runs.
 
     A cross-validation experiment whose replicates are folds with different validation images
-    is summarised by ``val_f1`` over folds instead (Student-t over folds, which vary the images
-    as well); its table has ``val_f1_mean``/``_low``/``_high``.
+    is summarised by ``val_f1`` over folds instead, with Nadeau and Bengio's corrected
+    resampled t (:func:`valf_study.stats.nadeau_bengio_interval`: the folds' training sets
+    overlap, so the naive t over folds is too narrow); its table has
+    ``val_f1_mean``/``_low``/``_high`` and the ``test_train_ratio`` used.
     """
     part = done(experiment_runs(runs, experiment)).copy()
-    part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
     if part.empty:
         return pd.DataFrame()
+    part[knob] = part[knob].astype(object).where(part[knob].notna(), "none")
+    by = tuple(by)
+    if (
+        "magnification" not in by
+        and knob != "magnification"
+        and "magnification" in part
+        and part["magnification"].nunique() > 1
+    ):
+        by = (*by, "magnification")
     if part["split"].eq("cv").all():
         rows = []
         for group, members in part.groupby([*by, knob], sort=False):
-            mean, half = mean_ci(members["val_f1"])
+            ratio = _test_train_ratio(members)
+            mean, half = nadeau_bengio_interval(members["val_f1"], ratio)
             key = dict(zip([*by, knob], group if isinstance(group, tuple) else (group,)))
             rows.append(
                 {
@@ -388,6 +581,7 @@ def ablation_table(
                     "val_f1_mean": mean,
                     "val_f1_low": mean - half,
                     "val_f1_high": mean + half,
+                    "test_train_ratio": ratio,
                 }
             )
         table = pd.DataFrame(rows)
@@ -397,6 +591,39 @@ def ablation_table(
         )
     table = table.sort_values([*by, knob], key=knob_order, kind="stable")
     return table.drop(columns="best", errors="ignore").reset_index(drop=True)
+
+
+def critical_difference_table(friedman):
+    """The data of a critical-difference figure, from
+    :func:`valf_study.studies.comparisons.friedman_tests`: one row per reading of VALF and
+    method, with its average rank (1 is best), the Nemenyi critical difference, the settings,
+    Friedman's p-value, and, against VALF, the Holm-adjusted p-value of the rank difference
+    and whether it is significant (Demšar 2006)."""
+    rows = []
+    for reading, result in friedman.items():
+        against = (
+            result["versus_control"].set_index("method")
+            if len(result.get("versus_control", []))
+            else pd.DataFrame()
+        )
+        for method, rank in result["ranks"].items():
+            rows.append(
+                {
+                    "valf_reading": reading,
+                    "method": method,
+                    "average_rank": float(rank),
+                    "critical_difference": result["critical_difference"],
+                    "settings": result["settings"],
+                    "p_friedman": result.get("p_value", np.nan),
+                    "p_adjusted": against["p_adjusted"].get(method, np.nan)
+                    if len(against)
+                    else np.nan,
+                    "different_from_valf": bool(against["significant"].get(method, False))
+                    if len(against)
+                    else False,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def knob_order(values):

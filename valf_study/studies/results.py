@@ -14,8 +14,11 @@ returns pandas tables; :func:`write_results` writes them to
 ``history``              one row per run and epoch (history.csv)
 ``class_weights``        one row per run and epoch of the weighted losses
 ``predictions``          one row per run and validation/test image
-``comparisons``          the pre-registered comparisons of the main experiment
+``comparisons``          the pre-registered comparisons of the main experiment, per setting
                          (:mod:`valf_study.studies.comparisons`; also as ``comparisons.csv``)
+``primary``              its primary tests: each question pooled over the settings, the two
+                         readings of eq. 7, Friedman's ranks, the paper's headline (also as
+                         ``primary.csv``)
 ``selections.json``      the parameters chosen from other runs (learning rate, alpha)
 =======================  ================================================================
 
@@ -40,7 +43,9 @@ from valf_study.studies.spec import find_study_file, load_study
 
 __all__ = ["NO_MAGNIFICATION", "collect", "experiment_runs", "load_results", "write_results"]
 
-_TABLES = ("runs", "history", "class_weights", "predictions", "comparisons")
+_TABLES = ("runs", "history", "class_weights", "predictions", "comparisons", "primary")
+#: Tables an older ``valf results`` did not write: read as empty when absent.
+_LATER_TABLES = ("primary",)
 #: The ``magnification`` of runs on a data set that has none (a folder of one's own images),
 #: so that every table groups them as one setting instead of dropping them.
 NO_MAGNIFICATION = "all"
@@ -103,7 +108,7 @@ def collect(study_file, runs_root="runs"):
 
     Runs still waiting for a selection are not planned yet and have no row.
     """
-    from valf_study.studies.comparisons import comparisons
+    from valf_study.studies.comparisons import analysis
 
     if not Path(runs_root).is_dir():
         raise FileNotFoundError(
@@ -116,12 +121,14 @@ def collect(study_file, runs_root="runs"):
     runs = plan.runs
     table = pd.DataFrame([_run_row(run) for run in runs])
     predictions = _per_run(runs, RunDirectory.PREDICTIONS)
+    found = analysis(table, predictions, margin=study.analysis["margin"])
     return {
         "runs": table,
         "history": _per_run(runs, RunDirectory.HISTORY),
         "class_weights": _per_run(runs, RunDirectory.CLASS_WEIGHTS),
         "predictions": predictions,
-        "comparisons": comparisons(table, predictions),
+        "comparisons": found["comparisons"],
+        "primary": found["primary"],
         "selections": plan.selection_tables(),
         "study": study,
     }
@@ -146,7 +153,7 @@ def write_results(study_file, runs_root="runs", out="results"):
     for name in _TABLES:
         write_atomic(staging / f"{name}.parquet", tables[name].to_parquet(index=False))
         names.append(f"{name}.parquet")
-    for name in ("runs", "comparisons"):
+    for name in ("runs", "comparisons", "primary"):
         write_atomic(staging / f"{name}.csv", tables[name].to_csv(index=False))
         names.append(f"{name}.csv")
     write_json(staging / "selections.json", tables["selections"])
@@ -184,7 +191,12 @@ def load_results(study_name, out="results"):
             f"The results in {folder} are not a complete set (no {MANIFEST}: written by an "
             f"older valf, or cut short). Run `valf results {study_name}` again."
         )
-    tables = {name: pd.read_parquet(folder / f"{name}.parquet") for name in _TABLES}
+    tables = {
+        name: pd.read_parquet(folder / f"{name}.parquet")
+        if name not in _LATER_TABLES or (folder / f"{name}.parquet").is_file()
+        else pd.DataFrame()
+        for name in _TABLES
+    }
     tables["selections"] = read_json(folder / "selections.json")
     return tables
 

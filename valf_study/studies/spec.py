@@ -13,6 +13,8 @@ A study file names its data set, the parameters every run shares, and one or mor
     defaults:                          # run parameters of every run
       backbone: SmallCNN
       epochs: 20
+    analysis:                          # optional: how the comparisons are judged
+      margin: 0.02                     # equivalence margin in macro-F1 (the default)
     experiments:
       main:
         grid:                          # every combination is one run
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -77,7 +79,21 @@ __all__ = [
     "resolve_run",
 ]
 
-_TOP_KEYS = {"name", "title", "description", "extends", "data", "defaults", "experiments", "book"}
+_TOP_KEYS = {
+    "name",
+    "title",
+    "description",
+    "extends",
+    "data",
+    "defaults",
+    "experiments",
+    "book",
+    "analysis",
+}
+_ANALYSIS_KEYS = {"margin"}
+#: The equivalence margin in macro-F1 without ``analysis: margin`` (about one test image of
+#: LungHist700; valf_study.studies.comparisons.DEFAULT_MARGIN).
+DEFAULT_MARGIN = 0.02
 _EXPERIMENT_KEYS = {"description", "fixed", "grid", "select"}
 # The data block: the data set, its root, and the options data sets take (their run parameters,
 # valf_study.run.parameters.DATA_OPTIONS); a study file writes `group_rule` as `group`.
@@ -116,6 +132,8 @@ class Study:
     defaults : dict
     experiments : dict
         name -> ``{"fixed", "grid", "select", "description"}``.
+    analysis : dict
+        How the comparisons are judged: ``margin``, the equivalence margin in macro-F1.
     """
 
     path: Path
@@ -127,6 +145,7 @@ class Study:
     data: dict
     defaults: dict
     experiments: dict
+    analysis: dict = field(default_factory=lambda: {"margin": DEFAULT_MARGIN})
 
     def data_values(self):
         """The run parameters the study's data block (and its runs root) sets in every run."""
@@ -245,6 +264,8 @@ def _extended(path, spec, seen):
         raise StudyError(f"{base_path} (extended by {path}) must hold a mapping.")
     merged = {key: value for key, value in spec.items() if key != "extends"}
     merged.setdefault("data", base.get("data"))
+    if base.get("analysis") is not None:
+        merged.setdefault("analysis", base.get("analysis"))
     merged["defaults"] = {**(base.get("defaults") or {}), **(spec.get("defaults") or {})}
     return merged
 
@@ -274,7 +295,26 @@ def _checked(path, spec, runs_root):
             str(name): _check_experiment(path, str(name), value)
             for name, value in experiments.items()
         },
+        analysis=_check_analysis(path, spec.get("analysis")),
     )
+
+
+def _check_analysis(path, analysis):
+    """The optional ``analysis`` block: ``margin``, a number in (0, 1)."""
+    if analysis is None:
+        return {"margin": DEFAULT_MARGIN}
+    if not isinstance(analysis, dict):
+        raise StudyError(
+            f"{where(path, 'analysis')} must be a mapping with keys {sorted(_ANALYSIS_KEYS)}."
+        )
+    _check_keys(path, analysis, _ANALYSIS_KEYS, ("analysis",))
+    margin = analysis.get("margin", DEFAULT_MARGIN)
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 < margin < 1:
+        raise StudyError(
+            f"{where(path, 'analysis', 'margin')} must be a number between 0 and 1 (a "
+            f"difference in macro-F1 taken as practically none), received {margin!r}."
+        )
+    return {"margin": float(margin)}
 
 
 #: What a study's name may be made of: it names folders (results/<name>, runs/_studies/<name>).
