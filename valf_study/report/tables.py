@@ -19,13 +19,11 @@ Beside the paper, one of the paper's runs is judged against the interval for *on
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from valf_study.data.lunghist700 import CLASS_NAMES
-from valf_study.run.backbones import PAPER_NAMES
 from valf_study.stats import (
     detectable_difference,
     mean_ci,
@@ -35,6 +33,7 @@ from valf_study.stats import (
     seeds_needed,
 )
 from valf_study.studies.comparisons import SETTING, seed_predictions, study_classes
+from valf_study.studies.paper import FIG4_CLAIMS, PAPER_TABLE, read_fig4_claims, read_paper_table  # noqa: F401 - the book reads them from here
 from valf_study.studies.results import NO_MAGNIFICATION, experiment_runs
 
 __all__ = [
@@ -72,10 +71,6 @@ __all__ = [
 METRICS = ("accuracy", "precision", "recall", "f1")
 #: The metrics whose intervals cover the seeds and the test images.
 INTERVAL_METRICS = ("accuracy", "precision", "recall", "f1", "f1_of_means")
-# The paper's own numbers (typed from the paper, quoted; never computed), shipped with the
-# study's package so the report reads them wherever it runs.
-PAPER_TABLE = resources.files("valf_study.report") / "resources" / "paper_table2.csv"
-FIG4_CLAIMS = resources.files("valf_study.report") / "resources" / "paper_fig4_claims.csv"
 _LABELS = {
     "accuracy": "Accuracy",
     "precision": "Precision",
@@ -204,28 +199,6 @@ def wins(summary, method_prefix="VALF"):
 
 
 # -- the paper ----------------------------------------------------------------------------------
-
-
-def read_paper_table(path=PAPER_TABLE):
-    """The paper's Table 2 (typed from the paper; cited, never computed), its backbones named
-    as this study names them (``paper_backbone`` keeps the paper's name).
-
-    Raises
-    ------
-    ValueError
-        A backbone the map :data:`valf_study.run.backbones.PAPER_NAMES` does not know: a row is
-        never dropped silently.
-    """
-    paper = pd.read_csv(path)
-    unknown = sorted(set(paper["backbone"]) - set(PAPER_NAMES))
-    if unknown:
-        raise ValueError(
-            f"{path} names backbones {unknown} that valf_study.run.backbones.PAPER_NAMES "
-            f"does not map; it knows {sorted(PAPER_NAMES)}."
-        )
-    paper = paper.rename(columns={"backbone": "paper_backbone"})
-    paper.insert(0, "backbone", paper["paper_backbone"].map(PAPER_NAMES))
-    return paper
 
 
 def f1_check(paper):
@@ -377,11 +350,6 @@ def paper_agreement(comparison, confidence=0.95):
                 }
             )
     return pd.DataFrame(rows)
-
-
-def read_fig4_claims(path=FIG4_CLAIMS):
-    """The paper's Fig. 4 claims (typed from the paper, quoted; never computed)."""
-    return pd.read_csv(path, comment="#")
 
 
 def fig4_check(runs, claims):

@@ -362,7 +362,7 @@ def paper_claims(paper=None):
     0.014
     """
     if paper is None:
-        from valf_study.report.tables import read_paper_table
+        from valf_study.studies.paper import read_paper_table
 
         paper = read_paper_table()
     rows = []
