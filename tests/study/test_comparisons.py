@@ -289,7 +289,7 @@ def _study_file(tmp_path, **extra):
 
 
 def test_the_margin_comes_from_the_study_file(tmp_path):
-    assert load_study(_study_file(tmp_path)).analysis == {"margin": 0.02}
+    assert load_study(_study_file(tmp_path)).analysis == {"margin": 0.02, "controls": []}
     assert load_study(_study_file(tmp_path, analysis={"margin": 0.05})).analysis["margin"] == 0.05
     with pytest.raises(StudyError, match="margin must be a number between 0 and 1"):
         load_study(_study_file(tmp_path, analysis={"margin": "small"}))
@@ -306,3 +306,71 @@ def test_results_written_before_the_primary_table_still_load(tmp_path):
     (folder / "MANIFEST.json").write_text("{}")
     tables_ = load_results("old", out=tmp_path)
     assert tables_["primary"].empty and len(tables_["runs"]) == 1
+
+
+# -- positive controls -----------------------------------------------------------------------
+
+
+def _control_study(strong):
+    """Runs of two arms told apart by ``loss`` (CCE, WCCE) on one setting, WCCE right on a
+    share ``strong`` of the images where CCE is right on 0.5."""
+    runs, predictions = make_study(
+        {("SmallCNN", "all", "CCE"): 0.5, ("SmallCNN", "all", "WCCE"): strong},
+        seeds=5,
+        images=300,
+        dataset="mnist",
+    )
+    runs["loss"] = runs["method"]
+    return runs, predictions
+
+
+CONTROL = {
+    "name": "class weights",
+    "expect": "better",
+    "treatment": {"loss": "WCCE"},
+    "comparator": {"loss": "CCE"},
+    "metrics": ["f1", "balanced_accuracy"],
+}
+
+
+def test_a_positive_control_is_detected_when_the_effect_is_there():
+    runs, predictions = _control_study(0.9)
+    table = cmp.control_tests(runs, predictions, [CONTROL])
+    assert table["verdict"].tolist() == ["detected", "detected"]
+    assert (table["ci_new_low"] > 0).all() and (table["p_adjusted"] < 0.05).all()
+    assert table["seeds"].tolist() == [5, 5] and table["images"].tolist() == [300, 300]
+    # The difference is the macro-F1 (and macro recall) of one arm minus the other's, by seed.
+    expected = per_seed(runs, "SmallCNN", "all", "WCCE", "CCE").mean()
+    assert table.loc[table["metric"] == "f1", "mean_diff"].item() == pytest.approx(expected)
+
+
+def test_a_control_without_its_effect_is_not_detected_and_says_what_it_could_see():
+    runs, predictions = _control_study(0.5)
+    table = cmp.control_tests(runs, predictions, [CONTROL])
+    assert set(table["verdict"]) <= {"not detected", "opposite"}
+    row = table.iloc[0]
+    assert row["detectable"] > 0 and f"{row['detectable']:.3f}" in row["meaning"]
+    # Holm over the two: the adjusted p-values are statsmodels'.
+    expected = multipletests(table["p_value"], method="holm")[1]
+    np.testing.assert_allclose(table["p_adjusted"], expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"expect": "more"}, "must be better or worse"),
+        ({"metrics": ["auc"]}, "must list metrics among"),
+        ({"comparator": {"loss": "WCCE"}}, "the treatment and the comparator are the same"),
+        ({"treatment": {"los": "WCCE"}}, "Unknown parameter `los`"),
+    ],
+)
+def test_a_control_in_a_study_file_is_checked(tmp_path, change, message):
+    spec = {
+        "data": {"dataset": "synthetic", "root": "data"},
+        "analysis": {"controls": [{**CONTROL, **change}]},
+        "experiments": {"main": {"grid": {"loss": ["CCE", "WCCE"]}}},
+    }
+    path = tmp_path / "controlled.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(StudyError, match=message):
+        load_study(path, tmp_path / "runs")

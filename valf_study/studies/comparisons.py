@@ -93,6 +93,7 @@ import numpy as np
 import pandas as pd
 
 from valf_study.stats import (
+    detectable_difference,
     holm,
     metric_of_weights,
     probability_better,
@@ -104,21 +105,25 @@ from valf_study.stats import (
 
 __all__ = [
     "COMPARATORS",
+    "CONTROL_METRICS",
     "DEFAULT_MARGIN",
     "ESTIMAND_SPLIT",
     "PAPER_LOSSES",
     "SETTING",
+    "SETTING_EXTRAS",
     "VERDICTS",
     "aa_control",
     "aa_summary",
     "analysis",
     "comparisons",
+    "control_tests",
     "count_verdicts",
     "friedman_tests",
     "paired_predictions",
     "paper_claims",
     "primary_tests",
     "seed_predictions",
+    "setting_keys",
     "study_classes",
 ]
 
@@ -126,6 +131,18 @@ __all__ = [
 COMPARATORS = ("FL", "CCE")
 #: The keys of a setting: the comparisons are made within each.
 SETTING = ("backbone", "magnification")
+#: Run parameters that make settings of their own where a study's main grid varies them (the
+#: imbalance ratio of long-tailed MNIST).
+SETTING_EXTRAS = ("imbalance_ratio",)
+
+
+def setting_keys(runs):
+    """The columns of a setting of these runs: :data:`SETTING`, and each of
+    :data:`SETTING_EXTRAS` that takes more than one value among them."""
+    extras = [key for key in SETTING_EXTRAS if key in runs and runs[key].nunique(dropna=False) > 1]
+    return [*SETTING, *extras]
+
+
 #: The equivalence margin in macro-F1 when the study file does not set ``analysis: margin``.
 DEFAULT_MARGIN = 0.02
 #: The paper's baselines (its Table 2 has these and VALF).
@@ -304,7 +321,7 @@ def _main_runs(runs):
     """The complete runs of the experiment ``main``, one per setting, method, seed (and fold)."""
     member = runs["experiments"].fillna("").str.split(";").apply(lambda names: "main" in names)
     done = runs[member & (runs["status"] == "done")]
-    keys = [*SETTING, "method", "seed", *(["fold"] if "fold" in done else [])]
+    keys = [*setting_keys(done), "method", "seed", *(["fold"] if "fold" in done else [])]
     twice = done[done.duplicated(keys, keep=False)]
     if len(twice):
         raise ValueError(
@@ -468,7 +485,7 @@ def _verdict(p_adjusted, mean, p_equivalent_adjusted, p_claim_adjusted, alpha):
 
 def _pairs(done, predictions, classes, n_resamples, seed, with_claim):
     pairs = []
-    for setting, part in done.groupby(list(SETTING), sort=True):
+    for setting, part in done.groupby(setting_keys(done), sort=True):
         methods = set(part["method"])
         for treatment in _treatments(methods):
             for comparator in (c for c in COMPARATORS if c in methods):
@@ -494,7 +511,7 @@ def _comparison_table(pairs, runs, claims, alpha, margin):
     rows = []
     for pair in pairs:
         estimate = pair.estimate
-        claim, source = _claim(claims, *pair.setting, pair.comparator)
+        claim, source = _claim(claims, *pair.setting[:2], pair.comparator)
         claim_p = (
             pair.claim_estimate.p("new", claim, "less")
             if pair.claim_estimate is not None and np.isfinite(claim)
@@ -503,7 +520,7 @@ def _comparison_table(pairs, runs, claims, alpha, margin):
         unit = _unit_name(estimate.unit, runs)
         rows.append(
             {
-                **dict(zip(SETTING, pair.setting)),
+                **dict(zip(setting_keys(runs), pair.setting)),
                 "loss": pair.loss,
                 "comparator": pair.comparator,
                 "mean_diff": estimate.mean,
@@ -611,7 +628,7 @@ def _pool(pairs, loss, comparator):
 def _readings(done, predictions, classes, n_resamples, seed):
     """Per setting, the two readings of eq. 7 against each other (r = 1 minus r = 0.01)."""
     pairs = []
-    for setting, part in done.groupby(list(SETTING), sort=True):
+    for setting, part in done.groupby(setting_keys(done), sort=True):
         readings = _treatments(set(part["method"]))
         if len(readings) == 2:
             found = _pair(
@@ -640,7 +657,7 @@ def friedman_tests(runs, metric="f1"):
     done = _main_runs(runs)
     if done.empty:
         return {}
-    means = done.groupby([*SETTING, "method"])[metric].mean().unstack("method")
+    means = done.groupby([*setting_keys(done), "method"])[metric].mean().unstack("method")
     results = {}
     for reading in _treatments(means.columns):
         columns = [reading, *(c for c in PAPER_LOSSES if c in means.columns)]
@@ -656,7 +673,7 @@ def _best_counts(done, predictions, classes, reading, n_resamples, seed, replica
     bootstrap resample, shared by the losses) of every setting."""
     rng = np.random.default_rng(seed + 1)
     observed, counts, settings = 0, np.zeros(replicates, dtype=int), 0
-    for _, part in done.groupby(list(SETTING), sort=True):
+    for _, part in done.groupby(setting_keys(done), sort=True):
         methods = [reading, *(c for c in PAPER_LOSSES if c in set(part["method"]))]
         if reading not in set(part["method"]) or len(methods) < 2:
             continue
@@ -740,7 +757,9 @@ def analysis(
         key = (row["loss"], row["comparator"])
         if key in gates.index:
             table.at[i, "gate"] = "open" if gates.loc[key, "significant"] else "closed"
-    return {"comparisons": table[_COLUMNS], "primary": primary, "friedman": friedman_tests(done)}
+    extras = [key for key in setting_keys(done) if key not in SETTING]
+    columns = [*SETTING, *extras, *(c for c in _COLUMNS if c not in SETTING)]
+    return {"comparisons": table[columns], "primary": primary, "friedman": friedman_tests(done)}
 
 
 def _primary_table(pairs, done, predictions, classes, alpha, n_resamples, seed, replicates):
@@ -947,7 +966,8 @@ def aa_control(runs, predictions, *, n_resamples=1000, seed=0, num_classes=None,
     done = _main_runs(runs)
     classes = num_classes or study_classes(runs, predictions)
     rows = []
-    for setting, part in done.groupby([*SETTING, "method"], sort=True):
+    keys = [*setting_keys(done), "method"]
+    for setting, part in done.groupby(keys, sort=True):
         table = seed_predictions(part, predictions)
         seeds = _seed_columns(table)
         table = table.dropna(subset=seeds)
@@ -972,7 +992,7 @@ def aa_control(runs, predictions, *, n_resamples=1000, seed=0, num_classes=None,
             )
             rows.append(
                 {
-                    **dict(zip([*SETTING, "method"], setting)),
+                    **dict(zip(keys, setting)),
                     "design": design,
                     "seeds_a": ",".join(map(str, first)),
                     "seeds_b": ",".join(map(str, second)),
@@ -1012,3 +1032,139 @@ def aa_summary(table, alpha=0.05):
             }
         )
     return pd.DataFrame(rows)
+
+
+# -- positive controls --------------------------------------------------------------------------
+
+#: The metrics a control can be judged on, and what each is in :func:`metric_of_weights`'s
+#: terms (balanced accuracy is macro recall: the mean of the per-class recalls).
+CONTROL_METRICS = {"f1": "f1", "balanced_accuracy": "recall", "accuracy": "accuracy"}
+_CONTROL_COLUMNS = [
+    "control",
+    "metric",
+    "expect",
+    "treatment",
+    "comparator",
+    "mean_diff",
+    "ci_new_low",
+    "ci_new_high",
+    "ci_level",
+    "p_value",
+    "p_adjusted",
+    "detectable",
+    "verdict",
+    "seeds",
+    "images",
+    "meaning",
+]
+
+
+def _matching(runs, values):
+    chosen = runs
+    for name, value in values.items():
+        column = chosen[name]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            chosen = chosen[np.isclose(pd.to_numeric(column, errors="coerce"), float(value))]
+        else:
+            chosen = chosen[column.astype(str) == str(value)]
+    return chosen
+
+
+def _describe_arm(values):
+    return ", ".join(f"{name} {value}" for name, value in values.items())
+
+
+def control_tests(runs, predictions, controls, *, alpha=0.05, n_resamples=2000, seed=0):
+    """The study's positive controls: contrasts whose effect the literature documents, judged
+    with the comparisons' own machinery, so that "no clear difference" elsewhere can be told
+    from "this study could not have seen one".
+
+    Each control (a study file's ``analysis: controls``) names a ``treatment`` and a
+    ``comparator`` (run parameters selecting runs of the main experiment, paired by seed on the
+    same test images), the direction the literature expects (``expect: better``) and the
+    ``metrics``. Each difference gets the interval for new test data of
+    :func:`valf_study.stats.two_level_estimate`, and the p-values of all the controls are
+    Holm-adjusted together. The verdict is ``detected`` (the adjusted interval excludes 0 on the
+    expected side), ``opposite`` (it excludes 0 on the other) or ``not detected``, beside the
+    smallest difference the study detects with 80 % power at that level.
+
+    Examples
+    --------
+    >>> control_tests(pd.DataFrame(), pd.DataFrame(), []).columns[:3].tolist()
+    ['control', 'metric', 'expect']
+    """
+    if not controls or runs.empty or "split" not in predictions:
+        return pd.DataFrame(columns=_CONTROL_COLUMNS)
+    done = _main_runs(runs)
+    classes = study_classes(runs, predictions)
+    rows, estimates = [], []
+    for control in controls:
+        arms = {
+            "treatment": _matching(done, control["treatment"]),
+            "comparator": _matching(done, control["comparator"]),
+        }
+        part = pd.concat([frame.assign(method=arm) for arm, frame in arms.items()])
+        if any(frame.empty for frame in arms.values()):
+            continue
+        labels, predicted, groups, _, seeds = _aligned(
+            part, predictions, ["treatment", "comparator"]
+        )
+        if not len(labels) or not seeds:
+            continue
+        resamples = resample_weights(len(labels), groups, n_resamples, seed)
+        for name in control["metrics"]:
+            metric = CONTROL_METRICS[name]
+            values = metric_of_weights(
+                metric, labels, predicted["treatment"], resamples.weights, classes
+            ) - metric_of_weights(
+                metric, labels, predicted["comparator"], resamples.weights, classes
+            )
+            estimate = two_level_estimate(
+                values, resamples.units, resamples.unit, len(labels), resamples.correction
+            )
+            estimates.append(estimate)
+            rows.append(
+                {
+                    "control": control["name"],
+                    "metric": name,
+                    "expect": control["expect"],
+                    "treatment": _describe_arm(control["treatment"]),
+                    "comparator": _describe_arm(control["comparator"]),
+                    "mean_diff": estimate.mean,
+                    "seeds": len(seeds),
+                    "images": len(labels),
+                }
+            )
+    if not rows:
+        return pd.DataFrame(columns=_CONTROL_COLUMNS)
+    adjusted, levels = holm([e.p() for e in estimates], alpha)
+    for row, estimate, p_adjusted, level in zip(rows, estimates, adjusted, levels):
+        low, high = estimate.interval(level)
+        sign = 1 if row["expect"] == "better" else -1
+        if sign * low > 0 or sign * high < 0:
+            found = "detected" if sign * row["mean_diff"] > 0 else "opposite"
+        else:
+            found = "not detected"
+        se, df = estimate.standard_error, estimate.df
+        detectable = detectable_difference(se, df, alpha=1 - level)
+        row.update(
+            ci_new_low=low,
+            ci_new_high=high,
+            ci_level=level,
+            p_value=estimate.p(),
+            p_adjusted=p_adjusted,
+            detectable=detectable,
+            verdict=found,
+            meaning=(
+                f"{row['treatment']} minus {row['comparator']} in {row['metric']}: "
+                + (
+                    "the study detects the documented effect"
+                    if found == "detected"
+                    else "the study sees the opposite of the documented effect"
+                    if found == "opposite"
+                    else "not detected: the study lacks the power to see an effect smaller "
+                    f"than about {detectable:.3f}"
+                )
+            ),
+        )
+    return pd.DataFrame(rows)[_CONTROL_COLUMNS]

@@ -19,6 +19,8 @@ returns pandas tables; :func:`write_results` writes them to
 ``primary``              its primary tests: each question pooled over the settings, the two
                          readings of eq. 7, Friedman's ranks, the paper's headline (also as
                          ``primary.csv``)
+``controls``             the study's positive controls (``analysis: controls`` of its file),
+                         judged with the same machinery (also as ``controls.csv``)
 ``selections.json``      the parameters chosen from other runs (learning rate, alpha)
 =======================  ================================================================
 
@@ -43,9 +45,9 @@ from valf_study.studies.spec import find_study_file, load_study
 
 __all__ = ["NO_MAGNIFICATION", "collect", "experiment_runs", "load_results", "write_results"]
 
-_TABLES = ("runs", "history", "class_weights", "predictions", "comparisons", "primary")
+_TABLES = ("runs", "history", "class_weights", "predictions", "comparisons", "primary", "controls")
 #: Tables an older ``valf results`` did not write: read as empty when absent.
-_LATER_TABLES = ("primary",)
+_LATER_TABLES = ("primary", "controls")
 #: The ``magnification`` of runs on a data set that has none (a folder of one's own images),
 #: so that every table groups them as one setting instead of dropping them.
 NO_MAGNIFICATION = "all"
@@ -108,7 +110,7 @@ def collect(study_file, runs_root="runs"):
 
     Runs still waiting for a selection are not planned yet and have no row.
     """
-    from valf_study.studies.comparisons import analysis
+    from valf_study.studies.comparisons import analysis, control_tests
 
     if not Path(runs_root).is_dir():
         raise FileNotFoundError(
@@ -129,6 +131,7 @@ def collect(study_file, runs_root="runs"):
         "predictions": predictions,
         "comparisons": found["comparisons"],
         "primary": found["primary"],
+        "controls": control_tests(table, predictions, study.analysis["controls"]),
         "selections": plan.selection_tables(),
         "study": study,
     }
@@ -153,7 +156,7 @@ def write_results(study_file, runs_root="runs", out="results"):
     for name in _TABLES:
         write_atomic(staging / f"{name}.parquet", tables[name].to_parquet(index=False))
         names.append(f"{name}.parquet")
-    for name in ("runs", "comparisons", "primary"):
+    for name in ("runs", "comparisons", "primary", "controls"):
         write_atomic(staging / f"{name}.csv", tables[name].to_csv(index=False))
         names.append(f"{name}.csv")
     write_json(staging / "selections.json", tables["selections"])

@@ -90,7 +90,8 @@ _TOP_KEYS = {
     "book",
     "analysis",
 }
-_ANALYSIS_KEYS = {"margin"}
+_ANALYSIS_KEYS = {"margin", "controls"}
+_CONTROL_KEYS = {"name", "expect", "treatment", "comparator", "metrics"}
 #: The equivalence margin in macro-F1 without ``analysis: margin`` (about one test image of
 #: LungHist700; valf_study.studies.comparisons.DEFAULT_MARGIN).
 DEFAULT_MARGIN = 0.02
@@ -145,7 +146,7 @@ class Study:
     data: dict
     defaults: dict
     experiments: dict
-    analysis: dict = field(default_factory=lambda: {"margin": DEFAULT_MARGIN})
+    analysis: dict = field(default_factory=lambda: {"margin": DEFAULT_MARGIN, "controls": []})
 
     def data_values(self):
         """The run parameters the study's data block (and its runs root) sets in every run."""
@@ -300,9 +301,10 @@ def _checked(path, spec, runs_root):
 
 
 def _check_analysis(path, analysis):
-    """The optional ``analysis`` block: ``margin``, a number in (0, 1)."""
+    """The optional ``analysis`` block: ``margin``, a number in (0, 1), and ``controls``, the
+    positive controls (:func:`_check_control`)."""
     if analysis is None:
-        return {"margin": DEFAULT_MARGIN}
+        return {"margin": DEFAULT_MARGIN, "controls": []}
     if not isinstance(analysis, dict):
         raise StudyError(
             f"{where(path, 'analysis')} must be a mapping with keys {sorted(_ANALYSIS_KEYS)}."
@@ -314,7 +316,48 @@ def _check_analysis(path, analysis):
             f"{where(path, 'analysis', 'margin')} must be a number between 0 and 1 (a "
             f"difference in macro-F1 taken as practically none), received {margin!r}."
         )
-    return {"margin": float(margin)}
+    controls = analysis.get("controls") or []
+    if not isinstance(controls, list):
+        raise StudyError(f"{where(path, 'analysis', 'controls')} must be a list of controls.")
+    checked = [_check_control(path, i, control) for i, control in enumerate(controls)]
+    return {"margin": float(margin), "controls": checked}
+
+
+def _check_control(path, index, control):
+    """A positive control: a ``name``, the ``treatment`` and ``comparator`` arms (run
+    parameters that select runs of the main experiment), what the literature ``expect``s of the
+    treatment (``better`` or ``worse``) and the ``metrics`` judged (of
+    :data:`valf_study.studies.comparisons.CONTROL_METRICS`)."""
+    from valf_study.studies.comparisons import CONTROL_METRICS
+
+    place = ("analysis", "controls", index)
+    if not isinstance(control, dict):
+        raise StudyError(
+            f"{where(path, *place)} must be a mapping with keys {sorted(_CONTROL_KEYS)}."
+        )
+    _check_keys(path, control, _CONTROL_KEYS, place)
+    missing = sorted(_CONTROL_KEYS - {"expect", "metrics"} - set(control))
+    if missing:
+        raise StudyError(f"{where(path, *place)} lacks {missing}.")
+    expect = control.get("expect", "better")
+    if expect not in ("better", "worse"):
+        raise StudyError(
+            f"{where(path, *place, 'expect')} must be better or worse, not {expect!r}."
+        )
+    metrics = control.get("metrics", ["f1"])
+    unknown = [m for m in metrics if m not in CONTROL_METRICS] if isinstance(metrics, list) else 0
+    if not isinstance(metrics, list) or not metrics or unknown:
+        raise StudyError(
+            f"{where(path, *place, 'metrics')} must list metrics among "
+            f"{sorted(CONTROL_METRICS)}, received {metrics!r}."
+        )
+    arms = {
+        arm: _check_parameters(path, control[arm], (*place, arm))
+        for arm in ("treatment", "comparator")
+    }
+    if arms["treatment"] == arms["comparator"]:
+        raise StudyError(f"{where(path, *place)}: the treatment and the comparator are the same.")
+    return {"name": str(control["name"]), "expect": expect, "metrics": list(metrics), **arms}
 
 
 #: What a study's name may be made of: it names folders (results/<name>, runs/_studies/<name>).
