@@ -8,6 +8,7 @@ from valf_study.studies.spec import load_study
 
 CHAPTERS = (
     "intro",
+    "summary",
     "method",
     "data",
     "results",

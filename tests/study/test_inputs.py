@@ -156,7 +156,7 @@ def test_force_refuses_a_run_another_sweep_holds(tmp_path):
     for run in plan.runs:
         run.run_dir.write_status("ok")
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(held.run_dir)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, str(held.run_dir.path)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout.readline().strip() == "holding"

@@ -453,3 +453,102 @@ def test_the_critical_difference_and_p_value_figures_draw():
     assert isinstance(figure, Figure)
     histogram = figures.plot_p_values(np.random.default_rng(0).uniform(size=200))
     assert "below 0.05" in histogram.axes[0].get_title()
+
+
+# -- what the pages show --------------------------------------------------------------------------
+
+
+def test_the_comparisons_as_shown_one_line_each_with_both_intervals_on_one_line():
+    table = comparisons(RUNS, PREDICTIONS, n_resamples=300, replicates=50)
+    shown = tables.comparison_display(table)
+    assert len(shown) == len(table) and "paper's gain" not in shown  # no claim to test
+    row = table.iloc[0]
+    # the interval for new test data, compact, at the Holm-adjusted level, never wrapped
+    expected = tables.range_text(row["ci_new_low"], row["ci_new_high"], 3)
+    assert shown["new test data"].iloc[0] == expected and " " not in expected
+    assert float(shown["difference"].iloc[0].replace("−", "-")) == pytest.approx(
+        row["mean_diff"], abs=5e-4
+    )
+    assert shown["setting"].iloc[0] == f"{row['backbone']} · {row['magnification']}"
+    assert shown.attrs["data"] == f"3 seeds, {IMAGES}\u00a0images" and "data" not in shown
+    opened = tables.comparison_display(table.assign(gate="open", claim=0.04))
+    assert opened["verdict"].str.endswith("(gate open)").all()
+    assert (opened["paper's gain"] == "0.040").all()
+
+
+def test_table2_has_no_row_numbers_and_one_line_intervals():
+    summary = tables.summary_table(RUNS, PREDICTIONS, n_resamples=50)
+    styled = tables.table2(summary, tables.PROBABILITY_METRICS)
+    assert "row_heading" not in styled.to_html()  # no index column
+    bold = {row for (row, _), style in styled._compute().ctx.items() if style}
+    shown = styled.data
+    best = shown.groupby("setting")["F1 (eq. 12)"].transform(
+        lambda cells: cells.str.split("\u00a0").str[0].astype(float).max()
+    )
+    assert bold == set(
+        np.flatnonzero(shown["F1 (eq. 12)"].str.split("\u00a0").str[0].astype(float) == best)
+    )
+    assert len(bold) == 2  # one best per setting
+    probabilities = tables.table2(summary, tables.PROBABILITY_METRICS).data
+    assert list(probabilities.columns) == ["setting", "method", "F1 (eq. 12)", "AUC", "ECE"]
+
+
+def _lab(hex_colour, matrix):
+    """CIELAB of an sRGB colour as seen through a colour-vision-deficiency matrix (linear RGB)."""
+    rgb = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    linear = np.clip(matrix @ linear, 0, 1)
+    xyz = (
+        np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+        @ linear
+        / np.array([0.95047, 1.0, 1.08883])
+    )
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+# Machado, Oliveira and Fernandes (2009), severity 1.0: protanopia, deuteranopia, tritanopia.
+VISION = {
+    "normal": np.eye(3),
+    "protanopia": np.array(
+        [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+         [-0.003882, -0.048116, 1.051998]]
+    ),
+    "deuteranopia": np.array(
+        [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+         [-0.011820, 0.042940, 0.968881]]
+    ),
+    "tritanopia": np.array(
+        [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+         [0.004733, 0.691367, 0.303900]]
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("vision", VISION)
+def test_every_method_has_its_own_colour_for_colour_blind_readers_too(vision):
+    import itertools
+
+    from valf_study.report.colours import method_colour
+    from valf_study.run.objective import LOSSES
+
+    methods = [m for m in LOSSES if m != "VALF"] + ["VALF (r=0.01)", "VALF (r=1)"]
+    colours = {m: method_colour(m) for m in methods}
+    assert len(set(colours.values())) == len(methods)
+    seen = {m: _lab(c, VISION[vision]) for m, c in colours.items()}
+    seen["the page"] = _lab("#FFFFFF", VISION[vision])
+    closest = min(np.linalg.norm(seen[a] - seen[b]) for a, b in itertools.combinations(seen, 2))
+    assert closest >= 15, vision
+    assert method_colour("CCE + oversampling") == colours["CCE"]
+
+
+def test_the_paper_s_claims_are_each_checked_once():
+    from valf_study.report.summary import _CHECKS
+    from valf_study.studies.paper import read_fig4_claims, read_paper_claims
+
+    claims = read_paper_claims()
+    assert claims["id"].is_unique and len(claims) == 9
+    fig4 = set(read_fig4_claims()["claim"])
+    for check in claims["check"]:
+        name, _, argument = check.partition(":")
+        assert name in _CHECKS or (name == "fig4" and argument in fig4), check

@@ -87,6 +87,8 @@ class BookStudy:
     class_weights: object
     predictions: object
     comparisons: object
+    primary: object  # the pooled primary tests and the headline's (primary.csv)
+    controls: object  # the positive controls (controls.csv)
     selections: dict
     data_set: object  # valf_study.data.dataset.DataSet
     data_params: dict  # the study's data block as resolved run parameters
@@ -222,6 +224,8 @@ def load_named(name, **overrides):
         history=tables["history"],
         class_weights=tables["class_weights"],
         comparisons=tables["comparisons"],
+        primary=tables["primary"],
+        controls=tables["controls"],
         predictions=tables["predictions"],
         selections=tables["selections"],
         data_set=get(study.data["dataset"]),

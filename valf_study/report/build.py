@@ -131,9 +131,15 @@ def page_inputs(page, config):
             inputs.update({f"results {name}/{p.name}": p for p in sorted(folder.glob("*"))})
             inputs[f"study {name}"] = root / config["studies"] / f"{name}.yaml"
     if "valf_study.report.tables" in modules:
-        from valf_study.report.tables import PAPER_TABLE
+        from valf_study.studies.paper import FIG4_CLAIMS, PAPER_CLAIMS, PAPER_TABLE
 
         inputs["paper table"] = PAPER_TABLE
+        inputs["paper claims"] = PAPER_CLAIMS
+        inputs["paper fig4 claims"] = FIG4_CLAIMS
+    # Pages that quote recorded benchmarks (the coverage simulation, the loss overhead).
+    if "benchmarks" in _page_code(page) or ("valf_study.report.summary" in modules):
+        folder = project.root() / "benchmarks" / "results"
+        inputs.update({f"benchmark {p.name}": p for p in sorted(folder.glob("*.json"))})
     return inputs
 
 

@@ -11,8 +11,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from valf_study.report.colours import method_colour
 from valf_study.report.tables import SETTING, class_names, done, knob_order
 from valf_study.studies.results import NO_MAGNIFICATION, experiment_runs
+
+#: What makes a setting in a figure's labels (the imbalance ratio where a study varies it).
+SETTING_COLUMNS = (*SETTING, "imbalance_ratio")
 
 __all__ = [
     "plot_ablation",
@@ -20,6 +24,7 @@ __all__ = [
     "plot_confusions",
     "plot_critical_difference",
     "plot_loss_curves",
+    "plot_methods",
     "plot_p_values",
     "plot_reliability",
     "plot_update_replay",
@@ -27,23 +32,116 @@ __all__ = [
 ]
 
 
-def plot_comparisons(comparisons):
-    """The pre-registered comparisons (:mod:`valf_study.studies.comparisons`): each reading of VALF
-    minus FL and minus CCE, per setting, with its Holm-adjusted interval; right of zero,
-    VALF is ahead."""
+def _seed_differences(runs, comparison, metric="f1"):
+    """Each seed's ``metric`` of a comparison's VALF reading minus its comparator's, in the
+    comparison's setting (folds of a seed averaged)."""
+    complete = done(runs)
+    for key in SETTING_COLUMNS:
+        if key in comparison and key in complete:
+            complete = complete[complete[key].astype(str) == str(comparison[key])]
+    by_seed = complete.groupby(["method", "seed"])[metric].mean()
+    if comparison["loss"] not in by_seed or comparison["comparator"] not in by_seed:
+        return np.array([])
+    difference = by_seed[comparison["loss"]] - by_seed[comparison["comparator"]]
+    return difference.dropna().to_numpy(float)
+
+
+def plot_comparisons(comparisons, runs=None):
+    """The pre-registered comparisons (:mod:`valf_study.studies.comparisons`): each reading of
+    VALF minus a comparator, per setting, the mean difference in macro-F1 with its
+    Holm-adjusted interval for new test data (thick: the one for this test split), in the
+    reading's colour; with ``runs``, each seed's paired difference as a small dot. Right of
+    zero, VALF is ahead."""
     figure = Figure(figsize=(6.4, 0.42 * len(comparisons) + 1.3), layout="constrained")
     ax = figure.subplots()
+    keys = [k for k in SETTING_COLUMNS if k in comparisons]
     labels = [
-        _title(f"{r.loss} − {r.comparator}", r.backbone, r.magnification)
-        for r in comparisons.itertuples()
+        _title(f"{r['loss']} − {r['comparator']}", _setting_title(keys, [r[k] for k in keys]))
+        for _, r in comparisons.iterrows()
     ]
     y = np.arange(len(comparisons))[::-1]
-    low = comparisons["mean_diff"] - comparisons["ci_low"]
-    high = comparisons["ci_high"] - comparisons["mean_diff"]
-    ax.errorbar(comparisons["mean_diff"], y, xerr=[low, high], fmt="o", capsize=3)
+    for position, (_, row) in zip(y, comparisons.iterrows()):
+        colour = method_colour(row["loss"])
+        mean = row["mean_diff"]
+        ax.errorbar(
+            mean,
+            position,
+            xerr=[[mean - row["ci_new_low"]], [row["ci_new_high"] - mean]],
+            fmt="o",
+            capsize=3,
+            color=colour,
+            zorder=3,
+        )
+        if np.isfinite(row.get("ci_split_low", np.nan)):
+            ax.plot(
+                [row["ci_split_low"], row["ci_split_high"]],
+                [position, position],
+                color=colour,
+                linewidth=4,
+                alpha=0.5,
+                zorder=2,
+            )
+        if runs is not None:
+            seeds = _seed_differences(runs, row)
+            ax.scatter(seeds, np.full(len(seeds), position + 0.22), s=9, color="0.35", zorder=1)
     ax.axvline(0, color="0.5", linewidth=0.8)
     ax.set_yticks(y, labels, fontsize="small")
-    ax.set(xlabel="difference in macro-F1 (Holm-adjusted interval, seeds and test images)")
+    ax.set(xlabel="difference in macro-F1 (dots: seeds; thick: this split; thin: new test data)")
+    ax.xaxis.label.set_fontsize("small")
+    return figure
+
+
+def plot_methods(runs, summary, metric="f1", columns=3):
+    """Each method's mean test ``metric`` per setting with its 95 % interval (seeds and new test
+    data, from :func:`valf_study.report.tables.summary_table`), every seed's run as a small dot,
+    one panel per setting; each method in its colour (:mod:`valf_study.report.colours`)."""
+    keys = [k for k in SETTING_COLUMNS if k in summary and summary[k].nunique() >= 1]
+    keys = [k for k in keys if k in runs]
+    settings = list(summary.groupby(keys, sort=True).groups) if keys else [()]
+    methods = list(dict.fromkeys(summary["method"]))
+    columns = max(1, min(columns, len(settings)))
+    rows = -(-len(settings) // columns)
+    figure = Figure(
+        figsize=(3.3 * columns, 0.28 * len(methods) * rows + 0.9 * rows + 0.4), layout="constrained"
+    )
+    axes = np.atleast_1d(figure.subplots(rows, columns, sharex=True, squeeze=False)).ravel()
+    complete = done(runs)
+    y = np.arange(len(methods))[::-1]
+    for ax, setting in zip(axes, settings):
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        part, members = summary, complete
+        for key, value in zip(keys, setting):
+            part = part[part[key].astype(str) == str(value)]
+            members = members[members[key].astype(str) == str(value)]
+        for position, method in zip(y, methods):
+            colour = method_colour(method)
+            row = part[part["method"] == method]
+            if not row.empty:
+                mean = float(row[f"{metric}_mean"].iloc[0])
+                low, high = (
+                    float(row[f"{metric}_low"].iloc[0]),
+                    float(row[f"{metric}_high"].iloc[0]),
+                )
+                ax.errorbar(
+                    mean,
+                    position,
+                    xerr=[[mean - low], [high - mean]],
+                    fmt="o",
+                    capsize=3,
+                    color=colour,
+                    zorder=2,
+                )
+            seeds = members.loc[members["method"] == method].groupby("seed")[metric].mean()
+            ax.scatter(seeds, np.full(len(seeds), position + 0.25), s=9, color="0.35", zorder=1)
+        ax.set_yticks(y, methods, fontsize="small")
+        ax.set_title(_setting_title(keys, setting) or "all runs", fontsize="small")
+        ax.grid(axis="x", color="0.9", linewidth=0.6)
+    for ax in axes[len(settings) :]:
+        ax.set_visible(False)
+    label = {"f1": "macro-F1 (eq. 12)", "f1_of_means": "F1 of means"}.get(metric, metric)
+    figure.supxlabel(
+        f"test {label}: mean, 95 % interval (seeds, new test data); dots: seeds", fontsize="small"
+    )
     return figure
 
 
@@ -71,7 +169,14 @@ def plot_reliability(predictions, runs, bins=10):
         share = grouped.size().reindex(range(bins), fill_value=0) / max(len(part), 1)
         ax.bar(centres, share, width=1 / bins, color="0.85", zorder=0)
         accuracy = grouped["correct"].mean()
-        ax.plot(centres[accuracy.index], accuracy.to_numpy(), "o-", markersize=3, zorder=2)
+        ax.plot(
+            centres[accuracy.index],
+            accuracy.to_numpy(),
+            "o-",
+            markersize=3,
+            zorder=2,
+            color=method_colour(method),
+        )
         ax.plot([0, 1], [0, 1], color="0.5", linewidth=0.8, linestyle=":", zorder=1)
         ax.set(title=method, xlabel="confidence", xlim=(0, 1), ylim=(0, 1.02))
         ax.title.set_fontsize("small")
@@ -108,8 +213,11 @@ def plot_loss_curves(gamma=2.0, weight=2.0):
     }
     figure = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = figure.subplots()
-    for i, (name, curve) in enumerate(curves.items()):
-        ax.plot(p_t, curve, label=name, linestyle="--" if i >= 4 else "-")
+    methods = ("CCE", "FL", "CEFL", "CEFL2", "WCCE", "VALF (r=0.01)")  # the colours' methods
+    for i, ((name, curve), method) in enumerate(zip(curves.items(), methods)):
+        ax.plot(
+            p_t, curve, label=name, linestyle="--" if i >= 4 else "-", color=method_colour(method)
+        )
     ax.set(
         xlabel="probability of the true class, $p_t$",
         ylabel="per-sample loss",
@@ -197,19 +305,32 @@ def _title(*parts):
     return " · ".join(str(p) for p in parts if p != NO_MAGNIFICATION)
 
 
+def _setting_title(keys, values):
+    """Panel title of a setting: its values, the imbalance ratio as ``ρ = 10``."""
+    return _title(
+        *(
+            f"ρ = {float(value):g}" if key == "imbalance_ratio" else value
+            for key, value in zip(keys, values)
+        )
+    )
+
+
 def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
     """Class weights per epoch of every run of ``method``, mean over seeds with their range,
     one panel per backbone and magnification."""
     complete = done(runs)
     complete = complete[complete["method"] == method]
-    table = class_weights.merge(
-        complete[["run_id", "backbone", "magnification", "seed"]], on="run_id"
-    )
-    settings = list(table.groupby(list(SETTING)).groups)
+    keys = list(SETTING)
+    if "imbalance_ratio" in complete and complete["imbalance_ratio"].nunique() > 1:
+        keys.append("imbalance_ratio")  # long-tailed MNIST: one panel per ratio
+    table = class_weights.merge(complete[["run_id", *keys, "seed"]], on="run_id")
+    settings = list(table.groupby(keys).groups)
     figure = Figure(figsize=(3.4 * max(1, len(settings)), 3.0), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, max(1, len(settings)), sharey=True))
     for ax, setting in zip(axes, settings):
-        part = table[(table["backbone"] == setting[0]) & (table["magnification"] == setting[1])]
+        part = table
+        for key, value in zip(keys, setting):
+            part = part[part[key] == value]
         for name in class_names(runs):
             by_epoch = part.groupby("epoch")[f"weight_{name}"]
             mean = by_epoch.mean()
@@ -218,7 +339,7 @@ def plot_weight_trajectories(class_weights, runs, method="VALF (r=0.01)"):
                 mean.index, by_epoch.min().to_numpy(), by_epoch.max().to_numpy(), alpha=0.2
             )
         ax.axhline(1.0, color="0.6", linewidth=0.8, linestyle=":")
-        ax.set(title=_title(*setting), xlabel="epoch")
+        ax.set(title=_setting_title(keys, setting), xlabel="epoch")
     axes[0].set_ylabel(f"{method}: class weight")
     # One column of names up to a dozen classes; beyond, the legend would hide the lines.
     axes[-1].legend(frameon=False, fontsize="small", ncols=1 + len(class_names(runs)) // 12)
@@ -239,20 +360,30 @@ def plot_ablation(runs, table, experiment, knob, metric="f1", hue=None, title=No
     offsets = np.linspace(-0.15, 0.15, len(groups)) if len(groups) > 1 else [0.0]
     figure = Figure(figsize=(4.2, 3.0), layout="constrained")
     ax = figure.subplots()
-    for (name, group), offset in zip(groups, offsets):
+    for g, ((name, group), offset) in enumerate(zip(groups, offsets)):
         rows = table if name is None else table[table[hue] == name]
         rows = rows.set_index(knob)
         x = [position[v] + offset for v in rows.index]
         mean = rows[f"{metric}_mean"]
-        ax.errorbar(
-            x,
-            mean,
-            yerr=[mean - rows[f"{metric}_low"], rows[f"{metric}_high"] - mean],
-            fmt="o",
-            capsize=3,
-            zorder=2,
-            label=None if name is None else str(name),
-        )
+        error = np.array([mean - rows[f"{metric}_low"], rows[f"{metric}_high"] - mean])
+        for i, (value, centre) in enumerate(zip(rows.index, mean)):
+            # A method's own colour where the points are methods; otherwise one marker per hue.
+            if knob in ("method", "loss"):
+                colour, marker = method_colour(value), "o"
+            elif hue in ("method", "loss"):
+                colour, marker = method_colour(name), "o"
+            else:
+                colour, marker = ("0.15", "0.5")[g % 2], "os^D"[g % 4]
+            ax.errorbar(
+                x[i],
+                centre,
+                yerr=error[:, i : i + 1],
+                fmt=marker,
+                capsize=3,
+                zorder=2,
+                color=colour,
+                label=None if name is None or i else str(name),
+            )
         for value, members in group.groupby(group[knob].astype(str), sort=False):
             ax.scatter(
                 np.full(len(members), position[value] + offset),
@@ -312,6 +443,7 @@ def plot_critical_difference(ranks, title=None):
             va="center",
             fontsize="small",
             fontweight=weight,
+            color=method_colour(row.method),
         )
     cd = float(ranks["critical_difference"].iloc[0])
     if np.isfinite(cd):
@@ -338,7 +470,7 @@ def plot_p_values(p_values, alpha=0.05, bins=20, title="A/A control"):
     p_values = p_values[np.isfinite(p_values)]
     figure = Figure(figsize=(4.2, 3.0), layout="constrained")
     ax = figure.subplots()
-    ax.hist(p_values, bins=bins, range=(0, 1), color="C0", alpha=0.8)
+    ax.hist(p_values, bins=bins, range=(0, 1), color="0.55")
     ax.axhline(len(p_values) / bins, color="0.3", linestyle="--", linewidth=0.8)
     ax.axvline(alpha, color="C3", linewidth=0.8)
     rate = float(np.mean(p_values < alpha)) if len(p_values) else np.nan

@@ -39,17 +39,22 @@ from valf_study.studies.results import NO_MAGNIFICATION, experiment_runs
 __all__ = [
     "INTERVAL_METRICS",
     "METRICS",
+    "PROBABILITY_METRICS",
     "SETTING",
+    "TABLE2_METRICS",
     "ablation_table",
     "accuracy_check",
     "claimed_gains",
     "class_names",
+    "compact",
     "compare_with_paper",
+    "comparison_display",
     "critical_difference_table",
     "detectable_differences",
     "done",
     "f1_check",
     "fig4_check",
+    "interval_text",
     "knob_order",
     "official_test_sizes",
     "one_image_f1_steps",
@@ -57,9 +62,12 @@ __all__ = [
     "per_class_recall",
     "power_summary",
     "power_table",
+    "primary_display",
+    "range_text",
     "read_environments",
     "read_fig4_claims",
     "read_paper_table",
+    "setting_text",
     "shown",
     "summary_table",
     "table2",
@@ -150,7 +158,7 @@ def summary_table(
     table = pd.DataFrame(rows)
     if table.empty or "f1_mean" not in table:
         return table
-    setting = [k for k in SETTING if k in keys]
+    setting = [k for k in (*SETTING, "imbalance_ratio") if k in keys]
     best = (
         table.groupby(setting, sort=False)["f1_mean"].transform("max")
         if setting
@@ -160,34 +168,178 @@ def summary_table(
     return table
 
 
-def _cell(mean, low, high):
+_SPACE = "\u00a0"  # no break inside an interval
+_DASH = "\u2060–\u2060"  # an en dash joined to its numbers (a browser may break after a dash)
+
+
+def _number(value, digits):
+    return f"{value:.{digits}f}".replace("-", "−")  # a minus sign, not a hyphen
+
+
+def interval_text(mean, low, high, digits=2):
+    """A mean with its interval on one line, compactly: ``0.92 (0.86-0.99)``; with a negative
+    bound, ``−0.012 (−0.051 to 0.027)``, so that a minus sign is never read as a dash. The spaces
+    are non-breaking, so that a narrow table column never wraps an interval.
+
+    Examples
+    --------
+    >>> print(interval_text(0.924, 0.857, 0.993))
+    0.92\u00a0(0.86\u2060–\u20600.99)
+    >>> print(interval_text(-0.0123, -0.051, 0.027, digits=3))
+    −0.012\u00a0(−0.051\u00a0to\u00a00.027)
+    >>> interval_text(0.5, float("nan"), float("nan"))
+    '0.50'
+    """
     if not np.isfinite(mean):
         return "–"
     if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+        return _number(mean, digits)
+    return f"{_number(mean, digits)}{_SPACE}({range_text(low, high, digits)})"
 
 
-def table2(summary, metrics=("accuracy", "precision", "recall", "f1", "f1_of_means", "auc", "ece")):
-    """The summary shaped like the paper's Table 2, with AUC and ECE: one row per backbone,
-    magnification and method, each cell ``mean [95 % interval]``; the best mean F1 of each
-    setting in bold (a description of the table, not a test)."""
-    shown = summary.copy()
-    present = [m for m in metrics if f"{m}_mean" in shown]
-    for metric in present:
-        shown[_LABELS[metric]] = [
-            _cell(*v)
-            for v in zip(shown[f"{metric}_mean"], shown[f"{metric}_low"], shown[f"{metric}_high"])
+def range_text(low, high, digits=2):
+    """An interval alone, as :func:`interval_text` writes it: ``0.86–0.99``, ``−0.05 to 0.03``;
+    ``–`` where a bound is missing."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "–"
+    between = f"{_SPACE}to{_SPACE}" if min(low, high) < 0 else _DASH
+    return f"{_number(low, digits)}{between}{_number(high, digits)}"
+
+
+def _cell(mean, low, high):
+    return interval_text(mean, low, high)
+
+
+def compact(table, metrics, digits=2):
+    """``table`` with each metric's ``<metric>_mean``, ``_low`` and ``_high`` columns folded into
+    one text column (:func:`interval_text`) named after the metric, in place of the first."""
+    shown = table.copy()
+    for metric in metrics:
+        if f"{metric}_mean" not in shown:
+            continue
+        text = [
+            interval_text(*values, digits=digits)
+            for values in zip(
+                shown[f"{metric}_mean"], shown[f"{metric}_low"], shown[f"{metric}_high"]
+            )
         ]
-    setting = shown_settings(shown)
-    shown = shown.sort_values(setting, kind="stable")
+        position = shown.columns.get_loc(f"{metric}_mean")
+        shown = shown.drop(columns=[f"{metric}_mean", f"{metric}_low", f"{metric}_high"])
+        shown.insert(position, _LABELS.get(metric, metric), text)
+    return shown
+
+
+def comparison_display(comparisons):
+    """The per-setting comparisons as a page shows them: one line per setting and question, the
+    mean difference and its two intervals (each on one line, at the Holm-adjusted level the
+    verdict uses), the verdict (with "gate open" where the question's primary test rejected),
+    the paper's claimed gain where any comparison has one, P(VALF better) and the data (seeds
+    and test units; in ``attrs["data"]`` instead of a column when every row has the same)."""
+    keys = [k for k in comparisons.columns if k in (*SETTING, "imbalance_ratio")]
+    rows = []
+    for row in comparisons.itertuples():
+        setting = [
+            f"ρ={float(getattr(row, k)):g}" if k == "imbalance_ratio" else str(getattr(row, k))
+            for k in keys
+        ]
+        rows.append(
+            {
+                "setting": " · ".join(v for v in setting if v != NO_MAGNIFICATION),
+                "comparison": f"{row.loss} − {row.comparator}",
+                "difference": _number(row.mean_diff, 3),
+                "this split": range_text(row.ci_split_low, row.ci_split_high, 3),
+                "new test data": range_text(row.ci_new_low, row.ci_new_high, 3),
+                # an open gate: the primary test of this question rejected, so the verdict is
+                # confirmatory; closed, it describes
+                "verdict": row.verdict + (" (gate open)" if row.gate == "open" else ""),
+                "paper's gain": _number(row.claim, 3) if np.isfinite(row.claim) else "–",
+                "P(VALF better)": interval_text(row.p_better, row.p_better_low, row.p_better_high),
+                "data": f"{int(row.seeds)} seeds, {int(row.units)}{_SPACE}{row.unit}s",
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    if (table["paper's gain"] == "–").all():
+        table = table.drop(columns="paper's gain")
+    if table["data"].nunique() == 1:  # the same for every row: said once, under the table
+        table.attrs["data"] = table["data"].iloc[0]
+        table = table.drop(columns="data")
+    return table
+
+
+def primary_display(primary):
+    """The primary tests as a page shows them: the pooled questions (estimate, 95 % interval,
+    Holm-adjusted p-value, the prediction interval for a new setting) and the headline tests."""
+    rows = []
+    for row in primary.itertuples():
+        pooled = row.family in ("primary", "readings of eq. 7")
+        rows.append(
+            {
+                "test": row.test,
+                "family": row.family,
+                "estimate": interval_text(row.estimate, row.ci_low, row.ci_high, digits=3),
+                "p (adjusted)": f"{row.p_adjusted:.3g}" if np.isfinite(row.p_adjusted) else "–",
+                "significant": ("yes" if row.significant else "no")
+                if np.isfinite(row.p_adjusted)
+                else "–",
+                "new setting": range_text(row.pi_low, row.pi_high, digits=3) if pooled else "–",
+                "settings": int(row.settings) if np.isfinite(row.settings) else "–",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: Table 2's metrics (the paper's four: its F1 is F1 of means), then the study's own macro-F1
+#: (eq. 12) with the metrics of the predicted probabilities: two tables, so that each fits a
+#: page's column.
+TABLE2_METRICS = ("accuracy", "precision", "recall", "f1_of_means")
+PROBABILITY_METRICS = ("f1", "auc", "ece")
+
+
+def setting_text(row, keys):
+    """A setting as one short label, ``SmallCNN · 20x · ρ=10``: the values of ``keys``, the
+    imbalance ratio as ρ, a magnification the data set lacks left out."""
+    values = []
+    for key in keys:
+        value = row[key]
+        if key == "imbalance_ratio":
+            values.append(f"ρ={float(value):g}")
+        elif value != NO_MAGNIFICATION:
+            values.append(str(value))
+    return " · ".join(values)
+
+
+def table2(summary, metrics=TABLE2_METRICS):
+    """The summary shaped like the paper's Table 2: one row per setting (backbone, magnification
+    and, where a study varies it, the imbalance ratio) and method, each cell the mean with its
+    95 % interval, ``0.92 (0.86–0.99)``; the best mean F1 of each setting in bold (a
+    description of the table, not a test). :data:`PROBABILITY_METRICS` gives the AUC and ECE
+    table."""
+    keys = list(shown_settings(summary)) + [
+        k for k in ("imbalance_ratio",) if k in summary and summary[k].nunique() > 1
+    ]
+    shown = summary.sort_values(keys, kind="stable").reset_index(drop=True)
+    present = [m for m in metrics if f"{m}_mean" in shown]
+    table = pd.DataFrame(
+        {
+            "setting": [setting_text(row, keys) for _, row in shown.iterrows()],
+            "method": shown["method"],
+            **{
+                _LABELS[m]: [
+                    _cell(*v)
+                    for v in zip(shown[f"{m}_mean"], shown[f"{m}_low"], shown[f"{m}_high"])
+                ]
+                for m in present
+            },
+        }
+    )
     best = shown["best"].to_numpy()
-    shown = shown.set_index([*setting, "method"])[[_LABELS[m] for m in present] + ["seeds"]]
 
     def bold(row):
-        return ["font-weight: bold" if best[shown.index.get_loc(row.name)] else "" for _ in row]
+        return ["font-weight: bold" if best[row.name] else "" for _ in row]
 
-    return shown.style.apply(bold, axis=1)
+    return table.style.apply(bold, axis=1).hide(axis="index")
 
 
 def wins(summary, method_prefix="VALF"):

@@ -10,10 +10,18 @@ import pandas as pd
 
 from valf_study.run.backbones import PAPER_NAMES
 
-__all__ = ["FIG4_CLAIMS", "PAPER_TABLE", "read_fig4_claims", "read_paper_table"]
+__all__ = [
+    "FIG4_CLAIMS",
+    "PAPER_CLAIMS",
+    "PAPER_TABLE",
+    "read_fig4_claims",
+    "read_paper_claims",
+    "read_paper_table",
+]
 
 PAPER_TABLE = resources.files("valf_study.studies") / "resources" / "paper_table2.csv"
 FIG4_CLAIMS = resources.files("valf_study.studies") / "resources" / "paper_fig4_claims.csv"
+PAPER_CLAIMS = resources.files("valf_study.studies") / "resources" / "paper_claims.csv"
 
 
 def read_paper_table(path=PAPER_TABLE):
@@ -40,4 +48,11 @@ def read_paper_table(path=PAPER_TABLE):
 
 def read_fig4_claims(path=FIG4_CLAIMS):
     """The paper's Fig. 4 claims (typed from the paper, quoted; never computed)."""
+    return pd.read_csv(path, comment="#")
+
+
+def read_paper_claims(path=PAPER_CLAIMS):
+    """Every claim of the paper the study tests, one row each (typed from the paper, quoted):
+    ``id``, ``claim``, ``where`` (its place in the paper), ``check`` (the measurement of
+    :mod:`valf_study.report.summary` that answers it) and ``evidence`` (the book's section)."""
     return pd.read_csv(path, comment="#")
