@@ -194,3 +194,32 @@ def test_per_class_lists_are_checked_against_the_data_set_s_classes():
     check_class_lists(folder, ["cat", "dog"])
     with pytest.raises(ParameterError, match=r"one value per class \(cat, dog, eel\)"):
         check_class_lists(folder, ["cat", "dog", "eel"])
+
+
+def test_the_folds_of_a_cross_validation_can_change_with_the_seed():
+    import pandas as pd
+
+    from valf_study.data.splits import group_kfold_split
+
+    common = {"dataset": "synthetic", "split": "kfold", "n_folds": 5, "split_seed": "seed"}
+    first, second = (resolve_parameters(common, seed=s) for s in (0, 1))
+    assert (first["split_seed"], second["split_seed"]) == (0, 1)  # resolved and recorded
+    assert run_id(first) != run_id(second)
+    fixed = resolve_parameters(common, seed=1, split_seed=0)
+    assert fixed["split_seed"] == 0 and run_id(fixed) != run_id(second)
+    # Different seeds, different partitions of the same images into folds.
+    frame = pd.DataFrame(
+        {"patient": [i // 3 for i in range(60)], "label": [i % 3 for i in range(60)]}
+    )
+    tests = [
+        frozenset(
+            group_kfold_split(frame, 5, 0, p["split_seed"], group="patient", label="label")
+            .query("split == 'test'")
+            .index
+        )
+        for p in (first, second)
+    ]
+    assert tests[0] != tests[1]
+    assert resolve_parameters(common, split="official", seed=3)["split_seed"] is None
+    with pytest.raises(ParameterError, match="split_seed"):
+        resolve_parameters(common, split_seed="seeds")

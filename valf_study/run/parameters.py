@@ -142,6 +142,12 @@ def _int_check(low=0, optional=False):
     return check
 
 
+def _split_seed(value, name):
+    if value == "seed":  # the run's seed, resolved once the seed is known
+        return value
+    return _int_check()(value, name)
+
+
 def _choice(*choices):
     def check(value, name):
         if value not in choices:
@@ -371,7 +377,13 @@ PARAMETERS = dict(
             _fractions,
             "shares of train, val and test of the 'patient' and 'stratified' splits",
         ),
-        _p("split_seed", 0, _int_check(), "seed of the seeded splits and of the folds"),
+        _p(
+            "split_seed",
+            0,
+            _split_seed,
+            "seed of the seeded splits and of the folds; 'seed': the run's seed, so that the "
+            "folds of a cross-validation change with it (resolved and recorded as a number)",
+        ),
         _p("fold", 0, _int_check(), "the held-out fold with split='cv' or 'kfold'"),
         _p("n_folds", 5, _int_check(2), "folds with split='cv' or 'kfold'"),
         _p("sampler", "none", _choice(*SAMPLERS), "training-set resampling baseline"),
@@ -577,6 +589,8 @@ def _normalise_split(p, data_set):
         p["fold"] = None
     if p["split"] not in _SEEDED_SPLITS:
         p["split_seed"] = None
+    elif p["split_seed"] == "seed":
+        p["split_seed"] = p["seed"]
     if not data_set.shares_split(p):
         p["split_fractions"] = None
 
