@@ -25,7 +25,11 @@ from valf_study.studies.paper import read_fig4_claims, read_paper_claims
 
 __all__ = ["claim_rows", "overhead_figures", "real_rows"]
 
-_NOT_TESTED = "not a test of the claim: the study shown is not on LungHist700"
+_NOT_TESTED = "not tested (not LungHist700)"
+
+
+def _signed(value):
+    return f"{value:+.3f}".replace("-", "−")
 
 
 def _reading_rows(primary, family):
@@ -76,7 +80,7 @@ def _largest_gain(study):
         where = gain.idxmax()
         where = " ".join(map(str, where if isinstance(where, tuple) else (where,)))
         parts.append(
-            f"{reading}: largest gain {gain.max():+.3f} ({where}), over the best of "
+            f"{reading}: largest gain {_signed(gain.max())} ({where}), over the best of "
             f"{', '.join(others)} in the paper's F1"
         )
     table = study.comparisons
@@ -171,6 +175,7 @@ def _fig4(study, claim):
     else:
         chosen = complete[complete["method"].str.startswith(row["losses"])]
     low, high = prediction_interval(chosen[column].dropna())
+    low, high = max(low, 0.0), min(high, 1.0)  # a recall lies in [0, 1]
     measured = (
         f"{row['class']} recall {row['ours']:.2f} (mean of {int(row['runs'])} runs; one run: "
         f"{range_text(low, high)}); the paper: {row['paper']:.2f}"
@@ -272,7 +277,7 @@ def claim_rows(study):
             measured, verdict = _CHECKS[name](study)
         data_free = name in _DATA_FREE
         if not data_free and study.synthetic:
-            verdict = f"{_NOT_TESTED} ({verdict})" if verdict not in ("–", "") else _NOT_TESTED
+            verdict = f"{_NOT_TESTED}; here: {verdict}" if verdict not in ("–", "") else _NOT_TESTED
         rows.append(
             {
                 "claim": claim.claim,
@@ -280,7 +285,7 @@ def claim_rows(study):
                 "measured": measured,
                 "data": "benchmarks and tests"
                 if data_free
-                else f"{study.data_set.title} (study {study.name})",
+                else f"study {study.name} ({study.data_set.name})",
                 "verdict": verdict,
                 "evidence": claim.evidence,
             }

@@ -59,6 +59,7 @@ __all__ = [
     "official_test_sizes",
     "one_image_f1_steps",
     "paper_agreement",
+    "patients_per_class",
     "per_class_recall",
     "power_summary",
     "power_table",
@@ -363,6 +364,28 @@ def f1_check(paper):
     table["f1_of_means"] = [f1_of_means(p, r) for p, r in zip(table["precision"], table["recall"])]
     table["same"] = (table["f1_of_means"] - table["f1"]).abs() < 0.001
     return table
+
+
+def patients_per_class(split, class_column="superclass", magnification_column="resolution"):
+    """Patients (and images) of a split's test images per magnification and class: one row per
+    magnification, each cell ``patients (images)``, and the magnification's total.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"split": ["test"] * 3, "resolution": ["20x"] * 3,
+    ...                       "superclass": ["aca", "aca", "nor"], "patient_id": [1, 2, 2]})
+    >>> patients_per_class(frame).to_dict("records")
+    [{'magnification': '20x', 'ACA': '2 (2)', 'NOR': '1 (1)', 'all classes': '2 (3)'}]
+    """
+    test = split[split["split"] == "test"]
+    rows = []
+    for magnification, part in test.groupby(magnification_column, sort=True):
+        row = {"magnification": magnification}
+        for name, members in part.groupby(class_column, sort=True):
+            row[str(name).upper()] = f"{members['patient_id'].nunique()} ({len(members)})"
+        row["all classes"] = f"{part['patient_id'].nunique()} ({len(part)})"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def official_test_sizes():
