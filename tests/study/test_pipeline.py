@@ -246,3 +246,29 @@ def test_images_of_many_sizes_get_the_recipe_relative_to_each(tmp_path):
         assert crop.min_max_height == tuple(round(f * pixels.shape[0]) for f in (5 / 6, 1))
         expected = seed_transform(recipe, sample_seed(5, 0, i))(image=pixels)["image"]
         np.testing.assert_array_equal(images[i], expected)
+
+
+def test_cache_entries_read_from_many_threads_are_what_np_load_reads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from valf_study.data.decode import _load_entry
+
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, 255, (7, 5, 3), dtype=np.uint8),
+        np.asfortranarray(rng.integers(0, 255, (4, 6, 3), dtype=np.uint8)),
+        rng.random((3, 2)),
+    ]
+    paths = []
+    for i, array in enumerate(arrays):
+        paths.append(tmp_path / f"{i}.npy")
+        np.save(paths[-1], array)
+    with ThreadPoolExecutor(16) as pool:
+        read = list(pool.map(_load_entry, paths * 200))
+    for path, array in zip(paths * 200, read):
+        expected = np.load(path)
+        assert array.dtype == expected.dtype and np.array_equal(array, expected)
+    cut = tmp_path / "cut.npy"
+    cut.write_bytes(paths[0].read_bytes()[:-10])
+    with pytest.raises(ValueError, match="cut short"):
+        _load_entry(cut)

@@ -101,6 +101,29 @@ def decode_image(path, size=None, *, max_pixels=None):
     return rgb
 
 
+# CPython before 3.11.8 and 3.12.1 can raise "SystemError: AST constructor recursion depth
+# mismatch" when two threads parse at once (python/cpython#106905), and np.load parses each
+# file's header with ast.literal_eval: the input pipeline's worker threads read the cache
+# concurrently, so the headers are read one at a time, the pixels in parallel.
+_HEADER_LOCK = threading.Lock()
+
+
+def _load_entry(entry):
+    """The array of a ``.npy`` cache entry, as ``np.load`` reads it, safe from many threads."""
+    with open(entry, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        with _HEADER_LOCK:
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
+        count = int(np.prod(shape, dtype=np.int64))
+        pixels = np.fromfile(handle, dtype=dtype, count=count)
+    if pixels.size != count:
+        raise ValueError(f"The cache entry {entry} is cut short; delete it to decode again.")
+    return pixels.reshape(shape, order="F" if fortran_order else "C")
+
+
 def _slug(text):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("_") or "_"
 
@@ -217,7 +240,7 @@ class DecodedImageCache:
                 self.hit_count += 1
                 return pixels
         try:
-            pixels = np.load(entry)
+            pixels = _load_entry(entry)
             decoded = False
         except FileNotFoundError:
             pixels = decode_image(image_path, self.working_size, max_pixels=self.max_pixels)

@@ -54,6 +54,7 @@ __all__ = [
     "done",
     "f1_check",
     "fig4_check",
+    "folded",
     "interval_text",
     "knob_order",
     "official_test_sizes",
@@ -94,6 +95,20 @@ _LABELS = {
 def done(runs):
     """The complete runs of a runs table."""
     return runs[runs["status"] == "done"]
+
+
+def folded(*tables, title="The table"):
+    """Tables (DataFrames or Stylers) folded away under a line the reader clicks to open: for a
+    long table whose figure stays in view above it."""
+    from IPython.display import HTML
+
+    parts = [t if isinstance(t, str) else _html(t) for t in tables]
+    return HTML(f"<details><summary>{title}</summary>{''.join(parts)}</details>")
+
+
+def _html(table):
+    styler = table if hasattr(table, "to_html") and hasattr(table, "data") else shown(table)
+    return styler.to_html()
 
 
 def shown(table, digits=3):
