@@ -125,7 +125,7 @@ def screenshot(browser, path):
     """The whole page at the window's width (the window grown to the page's height)."""
     width = browser.get_window_size()["width"]
     height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, min(max(height, 800), 16000))
+    browser.set_window_size(width, min(max(height, 800), 12000))
     try:
         return browser.save_screenshot(str(path))
     finally:

@@ -108,11 +108,17 @@ def test_the_interval_of_a_paired_difference_against_scikit_learn():
     df = (seed_part + image_part) ** 2 / (seed_part**2 / 2 + image_part**2 / 39)
     assert estimate.df == pytest.approx(df)
     low, high = estimate.interval(0.95)
-    half = scipy_stats.t.ppf(0.975, df) * np.sqrt(seed_part + image_part)
-    assert (low, high) == pytest.approx((estimate.mean - half, estimate.mean + half))
+    half_new = scipy_stats.t.ppf(0.975, df) * np.sqrt(seed_part + image_part)
     split = estimate.interval(0.95, "split")
-    half = scipy_stats.t.ppf(0.975, 2) * np.sqrt(seed_part)
-    assert split == pytest.approx((estimate.mean - half, estimate.mean + half))
+    half_split = scipy_stats.t.ppf(0.975, 2) * np.sqrt(seed_part)
+    assert split == pytest.approx((estimate.mean - half_split, estimate.mean + half_split))
+    # new test data vary all this split does and more: never the narrower of the two
+    half = max(half_new, half_split)
+    assert (low, high) == pytest.approx((estimate.mean - half, estimate.mean + half))
+    t_new = estimate.mean / np.sqrt(seed_part + image_part)
+    p_new = 2 * scipy_stats.t.sf(abs(t_new), df)
+    p_split = 2 * scipy_stats.t.sf(abs(estimate.mean / np.sqrt(seed_part)), 2)
+    assert estimate.p_value == pytest.approx(max(p_new, p_split))
 
 
 def test_the_interaction_of_seeds_and_images_is_counted_once():
@@ -323,3 +329,18 @@ def test_coverage_of_both_intervals_quickly(scenario):
     # The interval the study used before would not pass: its variance is far off the truth.
     before = found[("crossed, v twice (before)", "new test data")]
     assert not QUICK_BANDS[1][0] <= before["variance_ratio"] <= QUICK_BANDS[1][1], before
+
+
+def test_the_interval_for_new_test_data_is_never_narrower_than_this_split_s():
+    estimate = stats.TwoLevelEstimate(
+        mean=0.1, seed_variance=0.001, image_variance=0.001, df=7.8, seeds=3, images=100, units=100
+    )
+    df = stats._satterthwaite_terms([(0.001, 2), (0.001, 99)])
+    half_new = scipy_stats.t.ppf(0.975, df) * np.sqrt(0.002)
+    half_split = scipy_stats.t.ppf(0.975, 2) * np.sqrt(0.001)
+    assert half_new < half_split  # Welch-Satterthwaite's extra degrees of freedom
+    assert estimate.interval(0.95) == pytest.approx(estimate.interval(0.95, "split"))
+    # the p-value agrees with the interval: 0.05 exactly at its end
+    high = estimate.interval(0.95)[1]
+    assert estimate.p(null=high) == pytest.approx(0.05)
+    assert estimate.p() >= estimate.p("split")

@@ -506,7 +506,6 @@ def _pairs(done, predictions, classes, n_resamples, seed, with_claim):
 
 
 def _comparison_table(pairs, runs, claims, alpha, margin):
-    from scipy import stats
 
     rows = []
     for pair in pairs:
@@ -569,8 +568,9 @@ def _comparison_table(pairs, runs, claims, alpha, margin):
         equivalence_low, equivalence_high = estimate.interval(1 - 2 * (1 - equivalent_levels[i]))
         upper = np.nan
         if np.isfinite(table.at[i, "p_claim"]):
-            found = pair.claim_estimate
-            upper = found.mean + found.standard_error * stats.t.ppf(claim_levels[i], found.df)
+            # the one-sided bound at the claim's level: the upper end of the two-sided interval
+            # at twice its error rate (so that it agrees with p_claim)
+            upper = pair.claim_estimate.interval(1 - 2 * (1 - claim_levels[i]))[1]
         p_better, p_better_low, p_better_high = probability_better(estimate)
         added.append(
             {
