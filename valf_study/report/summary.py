@@ -28,6 +28,11 @@ __all__ = ["claim_rows", "overhead_figures", "real_rows"]
 _NOT_TESTED = "not tested (not LungHist700)"
 
 
+def _settings(count):
+    count = int(count)
+    return f"{count} setting{'' if count == 1 else 's'}"
+
+
 def _signed(value):
     return f"{value:+.3f}".replace("-", "−")
 
@@ -144,11 +149,11 @@ def _robust(study):
         parts.append(
             f"{row.loss} − {row.comparator}: "
             f"{interval_text(row.estimate, row.ci_low, row.ci_high, 3)} pooled over "
-            f"{int(row.settings)} settings" + (f", in a new setting {new}" if new != "–" else "")
+            f"{_settings(row.settings)}" + (f", in a new setting {new}" if new != "–" else "")
         )
     spans = rows[np.isfinite(rows["pi_low"].astype(float))]
     if spans.empty:
-        verdict = "one setting: no spread across settings to measure"
+        verdict = "fewer than three settings: no interval for a new setting"
     else:
         crossing = int(((spans["pi_low"] < 0) & (spans["pi_high"] > 0)).sum())
         verdict = (
@@ -309,7 +314,7 @@ def real_rows(studies):
                 {
                     "study": study.name,
                     "question": f"{row.loss} − {row.comparator}, macro-F1 pooled over "
-                    f"{int(row.settings)} settings",
+                    f"{_settings(row.settings)}",
                     "estimate": interval_text(row.estimate, row.ci_low, row.ci_high, 3),
                     "verdict": verdict,
                 }
