@@ -131,7 +131,8 @@ def page_inputs(page, config):
             inputs.update({f"results {name}/{p.name}": p for p in sorted(folder.glob("*"))})
             inputs[f"study {name}"] = root / config["studies"] / f"{name}.yaml"
     if "valf_study.report.tables" in modules:
-        from valf_study.studies.paper import FIG4_CLAIMS, PAPER_CLAIMS, PAPER_TABLE
+        from valf_study.report.tables import FIG4_CLAIMS, PAPER_TABLE
+        from valf_study.studies.paper import PAPER_CLAIMS
 
         inputs["paper table"] = PAPER_TABLE
         inputs["paper claims"] = PAPER_CLAIMS
