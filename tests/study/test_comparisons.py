@@ -362,6 +362,13 @@ def test_a_control_without_its_effect_is_not_detected_and_says_what_it_could_see
         ({"metrics": ["auc"]}, "must list metrics among"),
         ({"comparator": {"loss": "WCCE"}}, "the treatment and the comparator are the same"),
         ({"treatment": {"los": "WCCE"}}, "Unknown parameter `los`"),
+        # An arm no run of `main` has would drop out of the results unseen.
+        (
+            {"treatment": {"loss": "WCCE", "imbalance_ratio": 10}},
+            r"controls > 0 > treatment: no run of the experiment `main` has imbalance_ratio 10, "
+            r"loss WCCE",
+        ),
+        ({"comparator": {"loss": "FL"}}, r"comparator: no run of the experiment `main`"),
     ],
 )
 def test_a_control_in_a_study_file_is_checked(tmp_path, change, message):

@@ -51,6 +51,35 @@ def test_expansion_is_the_grid_with_shared_runs_trained_once(tmp_path):
     assert {r.status for r in runs} == {"pending"}
 
 
+def test_a_list_of_grids_runs_the_union_of_their_combinations(tmp_path):
+    # scikit-learn's ParameterGrid takes a list of grids the same way.
+    from sklearn.model_selection import ParameterGrid
+
+    grids = [
+        {"loss": ["CCE", "WCCE", "VALF"], "imbalance_ratio": [100], "seed": [0, 1]},
+        {"loss": ["CCE", "VALF"], "imbalance_ratio": [10], "seed": [0, 1]},
+    ]
+    spec = dict(BASE, experiments={"main": {"grid": grids}})
+    study = load_study(write(tmp_path, spec), runs_root=tmp_path / "runs")
+    runs = make_plan(study).runs
+    found = sorted((r.params["loss"], r.params["imbalance_ratio"], r.params["seed"]) for r in runs)
+    expected = sorted(
+        (c["loss"], float(c["imbalance_ratio"]), c["seed"]) for c in ParameterGrid(grids)
+    )
+    assert found == expected and len(runs) == 10
+    assert all(r.experiments == ["main"] for r in runs)
+    # What the experiment varies, for selections: every parameter, values in first-listed order.
+    assert study.experiments["main"]["grid"]["imbalance_ratio"] == [100, 10]
+    with pytest.raises(StudyError, match=r"grid 2 of the list is empty"):
+        load_study(
+            write(tmp_path, dict(BASE, experiments={"main": {"grid": [grids[0], {}]}})),
+            runs_root=tmp_path / "runs",
+        )
+    bad = [grids[0], {"loss": ["CCE", "NOPE"]}]
+    with pytest.raises(StudyError, match=r"main > grid > grid 2: .*NOPE"):
+        load_study(write(tmp_path, dict(BASE, experiments={"main": {"grid": bad}})), tmp_path)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -25,6 +25,15 @@ A study file names its data set, the parameters every run shares, and one or mor
         fixed: {loss: VALF, magnification: 20x}
         grid: {gamma: [0, 1, 2, 5]}
 
+A ``grid`` may also be a list of grids, as scikit-learn's ``ParameterGrid`` takes them: the
+experiment runs the union of their combinations (long-tailed MNIST runs every loss at one
+imbalance ratio and a few at another, all in its experiment ``main``)::
+
+      main:
+        grid:
+          - {loss: [CCE, FL, VALF], imbalance_ratio: [100], seed: [0, 1]}
+          - {loss: [CCE], imbalance_ratio: [10], seed: [0, 1]}
+
 A parameter is set in one place per experiment: in ``fixed``, in ``grid`` or by ``select``.
 It may instead be *selected* from finished runs: for each group of runs sharing the ``by``
 parameters, the value of ``parameter`` whose source runs have the best mean ``metric`` (the
@@ -132,7 +141,8 @@ class Study:
         ``group_rule``, ...), None where the data set does not take it.
     defaults : dict
     experiments : dict
-        name -> ``{"fixed", "grid", "select", "description"}``.
+        name -> ``{"fixed", "grid", "grids", "select", "description"}`` (``grids``: the list of
+        grids; ``grid``: every parameter they vary, with its values).
     analysis : dict
         How the comparisons are judged: ``margin``, the equivalence margin in macro-F1.
     """
@@ -447,7 +457,13 @@ def _check_experiment(path, name, value):
             f"{where(path, *keys)} names no run parameter (no `grid`, `fixed` or `select`); "
             "say what the experiment runs."
         )
-    grid = _check_grid(path, value.get("grid") or {}, keys)
+    grids = _check_grids(path, value.get("grid") or {}, keys)
+    # Every parameter any of the grids varies, with its values in the order first listed.
+    grid = {}
+    for one in grids:
+        for parameter, values in one.items():
+            known = grid.setdefault(parameter, [])
+            known.extend(v for v in values if v not in known)
     fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
     twice = sorted(set(fixed) & set(grid))
     if twice:
@@ -466,21 +482,37 @@ def _check_experiment(path, name, value):
         "description": str(value.get("description", "")).strip(),
         "fixed": fixed,
         "grid": grid,
+        "grids": grids,
         "select": checked_select,
     }
 
 
-def _check_grid(path, grid, keys):
+def _check_grids(path, grid, keys):
+    place = (*keys, "grid")
+    if not isinstance(grid, list):
+        return [_check_grid(path, grid, place)]
+    for i, one in enumerate(grid):
+        if not one:
+            raise StudyError(
+                f"{where(path, *place)}: grid {i + 1} of the list is empty, which would be one "
+                "run of the defaults; list the parameters it varies."
+            )
+    return [_check_grid(path, one, (*place, f"grid {i + 1}")) for i, one in enumerate(grid)]
+
+
+def _check_grid(path, grid, place):
     if not isinstance(grid, dict):
-        raise StudyError(f"{where(path, *keys, 'grid')} must map parameters to lists.")
+        raise StudyError(
+            f"{where(path, *place)} must map parameters to lists (or be a list of such grids)."
+        )
     for parameter, values in grid.items():
         if not isinstance(values, list) or not values:
             raise StudyError(
-                f"{where(path, *keys, 'grid', parameter)} must be a non-empty list "
+                f"{where(path, *place, parameter)} must be a non-empty list "
                 f"of values, received {values!r}."
             )
         for item in values:
-            _check_parameters(path, {parameter: item}, (*keys, "grid"))
+            _check_parameters(path, {parameter: item}, place)
     return grid
 
 
@@ -524,11 +556,12 @@ def _check_select(path, place, parameter, rule, grid, fixed):
 
 
 def combinations(experiment):
-    """Every combination of an experiment's grid, as dicts, in file order."""
-    grid = experiment["grid"]
-    keys = list(grid)
-    for values in itertools.product(*(grid[k] for k in keys)):
-        yield dict(zip(keys, values))
+    """Every combination of an experiment's grid (or grids, one after another), as dicts, in
+    file order."""
+    for grid in experiment.get("grids", [experiment["grid"]]):
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            yield dict(zip(keys, values))
 
 
 def resolve_run(study, name, combination, selected, check_only=False):
@@ -558,8 +591,41 @@ def check_runs(study):
                 _check_local_source(study, name, parameter, rule)
         _check_no_cycle(study, name, [])
         stand_in = dict.fromkeys(experiment["select"])
-        for combination in combinations(experiment):
+        resolved = [
             resolve_run(study, name, combination, stand_in, check_only=True)
+            for combination in combinations(experiment)
+        ]
+        if name == "main":
+            _check_controls_have_runs(study, [r for r in resolved if r is not None], stand_in)
+
+
+def _check_controls_have_runs(study, main_runs, selected):
+    """Each arm of each positive control selects at least one run of ``main`` (what the
+    controls compare), so that a control cannot drop out of the results unseen."""
+    for index, control in enumerate(study.analysis.get("controls", [])):
+        for arm in ("treatment", "comparator"):
+            values = {k: v for k, v in control[arm].items() if k not in selected}
+            if not any(_same_values(run, values) for run in main_runs):
+                shown = ", ".join(f"{k} {v}" for k, v in control[arm].items())
+                raise StudyError(
+                    f"{where(study.path, 'analysis', 'controls', index, arm)}: no run of the "
+                    f"experiment `main` has {shown}; a control compares runs of `main`, so add "
+                    "them to its grid."
+                )
+
+
+def _same_values(run, values):
+    for name, value in values.items():
+        found = run.get(name)
+        numbers = (int, float)
+        if isinstance(value, numbers) and not isinstance(value, bool):
+            if not isinstance(found, numbers) or isinstance(found, bool):
+                return False
+            if abs(float(found) - float(value)) > 1e-9 * max(1.0, abs(float(value))):
+                return False
+        elif str(found) != str(value):
+            return False
+    return True
 
 
 def _check_local_source(study, name, parameter, rule):
