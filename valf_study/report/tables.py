@@ -19,6 +19,7 @@ Beside the paper, one of the paper's runs is judged against the interval for *on
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,7 @@ __all__ = [
     "read_paper_table",
     "setting_text",
     "shown",
+    "split_counts",
     "summary_table",
     "table2",
     "weight_reach_table",
@@ -401,6 +403,45 @@ def patients_per_class(split, class_column="superclass", magnification_column="r
         row["all classes"] = f"{part['patient_id'].nunique()} ({len(part)})"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: The splits of a run, in the order tables show them.
+SPLITS = ("train", "val", "test")
+
+
+def split_counts(run_dirs, class_names):
+    """Images per class and split as the runs read them (each run's ``split.csv``): one row per
+    class in ``class_names`` order, a column per split, a cell ``n`` or, where the runs differ
+    (a training set cut per seed), ``min–max``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> runs = [pathlib.Path(tempfile.mkdtemp()) for _ in range(2)]
+    >>> for run, kept in zip(runs, (2, 3)):
+    ...     pd.DataFrame({"split": ["train"] * kept + ["test"],
+    ...                   "class_name": [0] * kept + [1]}).to_csv(run / "split.csv")
+    >>> split_counts(runs, ["0", "1"]).values.tolist()
+    [['0', '2–3', '–', '–'], ['1', '–', '–', '1']]
+    """
+    rows = []
+    for run_dir in run_dirs:
+        # Class names as text: digits would otherwise be read as numbers.
+        split = pd.read_csv(Path(run_dir) / "split.csv", dtype={"class_name": str})
+        for (part, name), size in split.groupby(["split", "class_name"]).size().items():
+            rows.append({"split": part, "class": name, "images": size})
+    sizes = pd.DataFrame(rows, columns=["split", "class", "images"])
+    ranges = sizes.groupby(["class", "split"])["images"].agg(["min", "max"])
+    cells = {
+        key: str(low) if low == high else f"{low}\u2013{high}"
+        for key, low, high in zip(ranges.index, ranges["min"], ranges["max"])
+    }
+    return pd.DataFrame(
+        [
+            {"class": name, **{part: cells.get((name, part), "\u2013") for part in SPLITS}}
+            for name in map(str, class_names)
+        ]
+    )
 
 
 def official_test_sizes():
