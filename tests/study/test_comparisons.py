@@ -230,6 +230,20 @@ def test_the_primary_tests_pool_the_settings_and_open_the_gates(grid):
     assert primary["meaning"].str.len().min() > 20
 
 
+def test_the_headline_names_the_paper_s_losses_the_study_ran():
+    # A real-image study runs no DWFL: the headline compares VALF with the paper's losses it has.
+    skill = {
+        ("SmallCNN", magnification, method): accuracy
+        for magnification in ("20x", "40x")
+        for method, accuracy in [("VALF (r=0.01)", 0.8), ("CCE", 0.7), ("FL", 0.7)]
+    }
+    runs, predictions = make_study(skill, seeds=3, images=45)
+    primary = cmp.analysis(runs, predictions, n_resamples=50, replicates=50)["primary"]
+    headline = primary[primary["family"] == "headline (VALF (r=0.01))"].iloc[0]
+    assert headline["comparator"] == "CCE, FL"
+    assert "the paper's losses run here" in headline["meaning"]
+
+
 def test_the_paper_s_headline_is_tested_from_the_runs(grid):
     runs, _, found = grid
     primary = found["primary"]
@@ -244,6 +258,7 @@ def test_the_paper_s_headline_is_tested_from_the_runs(grid):
     assert headline["test"] == "VALF (r=0.01) best in ≥ 8 of 10 settings"
     best = means[columns].idxmax(axis=1).eq("VALF (r=0.01)").sum()
     assert headline["statistic"] == best == 10
+    assert headline["comparator"] == "CCE, WCCE, FL, DWFL"  # the paper's losses this grid ran
     assert headline["estimate"] > 0.9  # far ahead: a rerun would say so too
     weak = primary[primary["family"] == "headline (VALF (r=1))"].iloc[0]
     assert weak["estimate"] < 0.2  # no better than the others: rarely best in 8 of 10
