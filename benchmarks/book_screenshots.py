@@ -11,11 +11,8 @@ as ``book-<page>-1280.png`` with 128 colours (a fifth of the size, the text as s
 """
 
 import argparse
-import functools
-import http.server
 import json
 import sys
-import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,27 +28,9 @@ def main():
     parser.add_argument("out", type=Path, help="folder for the screenshots")
     parser.add_argument("pages", nargs="*", default=["book/summary.html", "book/results.html"])
     args = parser.parse_args()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     args.out.mkdir(parents=True, exist_ok=True)
-    handler = functools.partial(browser_test._QuietHandler, directory=str(args.html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    site = f"http://127.0.0.1:{server.server_address[1]}"
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_test.CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1600",
-    ):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(browser_test.DRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(60)
+    site, server = browser_test.serve(args.html)
+    driver = browser_test.start_chromium()
     try:
         for page in args.pages:
             browser_test.open_page(driver, f"{site}/{page}")

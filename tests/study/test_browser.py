@@ -45,24 +45,16 @@ PAGES = (
 FIGURE_PAGES = ("method", "data", "results", "errors", "weights", "ablations")
 
 
-@pytest.fixture(scope="module")
-def site(book_html):
-    html, _ = book_html
+def serve(html):
+    """A local HTTP server of the built book (search needs HTTP); its address and the server."""
     handler = functools.partial(_QuietHandler, directory=str(html))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
+def start_chromium():
+    """Headless Chromium at 1280 px, driven by Selenium."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -79,6 +71,25 @@ def browser():
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     driver.set_page_load_timeout(60)
     driver.set_script_timeout(60)
+    return driver
+
+
+@pytest.fixture(scope="module")
+def site(book_html):
+    html, _ = book_html
+    address, server = serve(html)
+    yield address
+    server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = start_chromium()
     yield driver
     driver.quit()
 

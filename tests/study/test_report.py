@@ -163,15 +163,14 @@ def test_the_paper_s_claimed_gains():
     assert gains.loc[("InceptionV3", "20x"), "best_other"] == "DWFL"
 
 
-def test_every_paper_row_is_compared_on_the_same_quantity_with_a_prediction_interval():
-    paper = tables.read_paper_table()
-    assert len(paper) == 50 and "ConvNeXtTiny" in set(paper["backbone"])
-    rng = np.random.default_rng(3)
+def _runs_of_the_paper_s_rows(paper, metrics, seeds=3):
+    """Runs for every row of the paper's table, named as the study names them (both readings
+    of VALF), ``seeds`` each; ``metrics(row)`` gives a run's metric columns."""
     rows = []
-    for row in paper.itertuples():  # our runs, named as the study names them
+    for row in paper.itertuples():
         methods = ["VALF (r=0.01)", "VALF (r=1)"] if row.loss == "VALF" else [row.loss]
         for method in methods:
-            for seed in range(3):
+            for seed in range(seeds):
                 rows.append(
                     {
                         "run_id": f"{row.backbone}-{row.magnification}-{method}-{seed}",
@@ -180,12 +179,24 @@ def test_every_paper_row_is_compared_on_the_same_quantity_with_a_prediction_inte
                         "magnification": row.magnification,
                         "method": method,
                         "seed": seed,
-                        "accuracy": rng.uniform(0.8, 0.95),
-                        "f1_of_means": rng.uniform(0.8, 0.95),
-                        "f1": 0.0,
+                        **metrics(row),
                     }
                 )
-    runs = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def test_every_paper_row_is_compared_on_the_same_quantity_with_a_prediction_interval():
+    paper = tables.read_paper_table()
+    assert len(paper) == 50 and "ConvNeXtTiny" in set(paper["backbone"])
+    rng = np.random.default_rng(3)
+    runs = _runs_of_the_paper_s_rows(
+        paper,
+        lambda row: {
+            "accuracy": rng.uniform(0.8, 0.95),
+            "f1_of_means": rng.uniform(0.8, 0.95),
+            "f1": 0.0,
+        },
+    )
     table = tables.compare_with_paper(runs, paper)
     assert len(table) == (50 + 10) * 2  # every paper row, both VALF readings, two metrics
     one = table[
@@ -402,24 +413,14 @@ def test_power_at_the_levels_holm_uses_its_floor_and_the_seeds_needed():
 def test_the_paper_s_numbers_against_ours_as_residuals():
     paper = tables.read_paper_table()
     rng = np.random.default_rng(3)
-    rows = []
-    for row in paper.itertuples():
-        methods = ["VALF (r=0.01)", "VALF (r=1)"] if row.loss == "VALF" else [row.loss]
-        for method in methods:
-            for seed in range(3):
-                rows.append(
-                    {
-                        "run_id": f"{row.backbone}-{row.magnification}-{method}-{seed}",
-                        "status": "done",
-                        "backbone": row.backbone,
-                        "magnification": row.magnification,
-                        "method": method,
-                        "seed": seed,
-                        "accuracy": rng.normal(row.accuracy - 0.02, 0.02),
-                        "f1_of_means": rng.normal(row.f1 - 0.02, 0.02),
-                    }
-                )
-    comparison = tables.compare_with_paper(pd.DataFrame(rows), paper)
+    runs = _runs_of_the_paper_s_rows(
+        paper,
+        lambda row: {
+            "accuracy": rng.normal(row.accuracy - 0.02, 0.02),
+            "f1_of_means": rng.normal(row.f1 - 0.02, 0.02),
+        },
+    )
+    comparison = tables.compare_with_paper(runs, paper)
     one = comparison.iloc[0]
     assert one["residual"] == pytest.approx(
         (one["paper"] - one["ours"]) / (one["sd"] * np.sqrt(1 + 1 / 3))

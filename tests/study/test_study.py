@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from valf_study.studies.plan import make_plan
-from valf_study.studies.spec import StudyError, find_study_file, load_study
+from valf_study.studies.spec import StudyError, find_study_file, load_study, varied
 
 STUDIES = Path(__file__).resolve().parents[2] / "studies"
 
@@ -69,7 +69,7 @@ def test_a_list_of_grids_runs_the_union_of_their_combinations(tmp_path):
     assert found == expected and len(runs) == 10
     assert all(r.experiments == ["main"] for r in runs)
     # What the experiment varies, for selections: every parameter, values in first-listed order.
-    assert study.experiments["main"]["grid"]["imbalance_ratio"] == [100, 10]
+    assert varied(study.experiments["main"])["imbalance_ratio"] == [100, 10]
     with pytest.raises(StudyError, match=r"grid 2 of the list is empty"):
         load_study(
             write(tmp_path, dict(BASE, experiments={"main": {"grid": [grids[0], {}]}})),

@@ -119,6 +119,7 @@ __all__ = [
     "control_tests",
     "count_verdicts",
     "friedman_tests",
+    "matching_runs",
     "paired_predictions",
     "paper_claims",
     "primary_tests",
@@ -1060,7 +1061,16 @@ _CONTROL_COLUMNS = [
 ]
 
 
-def _matching(runs, values):
+def matching_runs(runs, values):
+    """The rows of ``runs`` whose columns hold ``values`` (a mapping of run parameter to value;
+    numbers compared as numbers, so ``100`` selects an imbalance ratio of ``100.0``).
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"loss": ["CCE", "WCCE"], "imbalance_ratio": [100.0, 100.0]})
+    >>> matching_runs(runs, {"loss": "WCCE", "imbalance_ratio": 100})["loss"].tolist()
+    ['WCCE']
+    """
     chosen = runs
     for name, value in values.items():
         column = chosen[name]
@@ -1101,8 +1111,8 @@ def control_tests(runs, predictions, controls, *, alpha=0.05, n_resamples=2000, 
     rows, estimates = [], []
     for control in controls:
         arms = {
-            "treatment": _matching(done, control["treatment"]),
-            "comparator": _matching(done, control["comparator"]),
+            "treatment": matching_runs(done, control["treatment"]),
+            "comparator": matching_runs(done, control["comparator"]),
         }
         part = pd.concat([frame.assign(method=arm) for arm, frame in arms.items()])
         if any(frame.empty for frame in arms.values()):

@@ -21,6 +21,7 @@ from valf_study.studies.spec import (
     find_study_file,
     load_study,
     resolve_run,
+    varied,
 )
 
 __all__ = ["Plan", "PlannedRun", "Waiting", "make_plan"]
@@ -155,7 +156,7 @@ def _make_selection(study, parameter, rule, sources):
         )
     candidates = [
         check_parameter(parameter, v)
-        for v in source.experiments[rule["experiment"]]["grid"][parameter]
+        for v in varied(source.experiments[rule["experiment"]])[parameter]
     ]
     rows = [
         (

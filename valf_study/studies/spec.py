@@ -86,6 +86,7 @@ __all__ = [
     "find_study_file",
     "load_study",
     "resolve_run",
+    "varied",
 ]
 
 _TOP_KEYS = {
@@ -141,8 +142,8 @@ class Study:
         ``group_rule``, ...), None where the data set does not take it.
     defaults : dict
     experiments : dict
-        name -> ``{"fixed", "grid", "grids", "select", "description"}`` (``grids``: the list of
-        grids; ``grid``: every parameter they vary, with its values).
+        name -> ``{"fixed", "grids", "select", "description"}`` (``grids``: the list of its
+        grids, one where the file gives a mapping; :func:`varied` merges them).
     analysis : dict
         How the comparisons are judged: ``margin``, the equivalence margin in macro-F1.
     """
@@ -458,12 +459,7 @@ def _check_experiment(path, name, value):
             "say what the experiment runs."
         )
     grids = _check_grids(path, value.get("grid") or {}, keys)
-    # Every parameter any of the grids varies, with its values in the order first listed.
-    grid = {}
-    for one in grids:
-        for parameter, values in one.items():
-            known = grid.setdefault(parameter, [])
-            known.extend(v for v in values if v not in known)
+    grid = varied({"grids": grids})
     fixed = _check_parameters(path, value.get("fixed") or {}, (*keys, "fixed"))
     twice = sorted(set(fixed) & set(grid))
     if twice:
@@ -481,7 +477,6 @@ def _check_experiment(path, name, value):
     return {
         "description": str(value.get("description", "")).strip(),
         "fixed": fixed,
-        "grid": grid,
         "grids": grids,
         "select": checked_select,
     }
@@ -555,10 +550,21 @@ def _check_select(path, place, parameter, rule, grid, fixed):
 # -- every run of the file, checked -----------------------------------------------------------
 
 
+def varied(experiment):
+    """Every parameter an experiment's grids vary, with its values in the order first listed
+    (what a selection from the experiment chooses among)."""
+    found = {}
+    for grid in experiment["grids"]:
+        for parameter, values in grid.items():
+            known = found.setdefault(parameter, [])
+            known.extend(v for v in values if v not in known)
+    return found
+
+
 def combinations(experiment):
-    """Every combination of an experiment's grid (or grids, one after another), as dicts, in
-    file order."""
-    for grid in experiment.get("grids", [experiment["grid"]]):
+    """Every combination of an experiment's grids (one after another), as dicts, in file
+    order."""
+    for grid in experiment["grids"]:
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
             yield dict(zip(keys, values))
@@ -601,31 +607,26 @@ def check_runs(study):
 
 def _check_controls_have_runs(study, main_runs, selected):
     """Each arm of each positive control selects at least one run of ``main`` (what the
-    controls compare), so that a control cannot drop out of the results unseen."""
-    for index, control in enumerate(study.analysis.get("controls", [])):
+    controls compare, matched as they will be), so that a control cannot drop out of the
+    results unseen."""
+    controls = study.analysis.get("controls", [])
+    if not controls:
+        return
+    import pandas as pd
+
+    from valf_study.studies.comparisons import matching_runs
+
+    runs = pd.DataFrame(main_runs)
+    for index, control in enumerate(controls):
         for arm in ("treatment", "comparator"):
             values = {k: v for k, v in control[arm].items() if k not in selected}
-            if not any(_same_values(run, values) for run in main_runs):
+            if runs.empty or matching_runs(runs, values).empty:
                 shown = ", ".join(f"{k} {v}" for k, v in control[arm].items())
                 raise StudyError(
                     f"{where(study.path, 'analysis', 'controls', index, arm)}: no run of the "
                     f"experiment `main` has {shown}; a control compares runs of `main`, so add "
                     "them to its grid."
                 )
-
-
-def _same_values(run, values):
-    for name, value in values.items():
-        found = run.get(name)
-        numbers = (int, float)
-        if isinstance(value, numbers) and not isinstance(value, bool):
-            if not isinstance(found, numbers) or isinstance(found, bool):
-                return False
-            if abs(float(found) - float(value)) > 1e-9 * max(1.0, abs(float(value))):
-                return False
-        elif str(found) != str(value):
-            return False
-    return True
 
 
 def _check_local_source(study, name, parameter, rule):
@@ -636,7 +637,7 @@ def _check_local_source(study, name, parameter, rule):
             f"{place}: no experiment {rule['experiment']!r} in this study; "
             f"experiments: {sorted(study.experiments)}."
         )
-    if parameter not in source["grid"]:
+    if parameter not in varied(source):
         raise StudyError(
             f"{place}: experiment {rule['experiment']!r} does not vary "
             f"`{parameter}` in its grid, so there is nothing to choose from."
