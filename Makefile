@@ -48,7 +48,7 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Everything not marked `slow` (no test that trains a model): about two minutes on 2 cores.
+# Everything not marked `slow` (no test that trains a model).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q
 
